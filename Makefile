@@ -1,0 +1,31 @@
+# synthrelease: two commands on a fresh machine.
+#   make demo   installs everything, then releases the bundled Adult table (epsilon 1)
+#   make test   installs everything, then runs the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+
+.PHONY: install demo test bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/synthrelease run configs/adult.yaml
+	$(BIN)/synthrelease releases list --store releases
+	$(BIN)/synthrelease budget show --spec configs/adult.yaml
+
+test: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	$(BIN)/python bench/bench_mst.py
+
+clean:
+	rm -rf .synthrelease releases .prefect .pytest_cache

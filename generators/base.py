@@ -1,0 +1,167 @@
+"""The interface every DP generator implements (MST now; AIM and DP-SGD models later).
+
+SDV-style: ``Gen(columns, epsilon=, delta=, params=)`` -> ``fit(table, noise=)`` (the
+only step that reads sensitive rows, inside the generator's own trusted module) ->
+``sample(num_rows, rng=)`` -> ``save(dir)`` / ``load(dir)``.
+
+A saved generator is a directory holding ``generator.json`` (name, format version,
+budget, params, the public column spec, the privacy report and the subclass metadata)
+and ``arrays.npz`` (numbers only, loaded with ``allow_pickle=False``). No pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Mapping
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from synthrelease.errors import GeneratorError
+from synthrelease.generators.accounting import PrivacyReport
+from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import Column
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+META_FILE = "generator.json"
+ARRAYS_FILE = "arrays.npz"
+_COLUMN = TypeAdapter(Column)
+
+
+class GeneratorParams(BaseModel):
+    """Base of each generator's parameter model: frozen, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DPGenerator(ABC):
+    """A differentially private generator of synthetic rows over a declared schema."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type[GeneratorParams]] = GeneratorParams
+
+    def __init__(
+        self,
+        columns: Mapping[str, Column],
+        *,
+        epsilon: float,
+        delta: float,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not columns:
+            raise GeneratorError(f"{self.name}: the schema declares no columns")
+        if not (isinstance(epsilon, (int, float)) and 0 < float(epsilon) < float("inf")):
+            raise GeneratorError(f"{self.name}: epsilon must be a positive, finite number")
+        if not (isinstance(delta, (int, float)) and 0 < float(delta) < 1):
+            raise GeneratorError(f"{self.name}: delta must be in (0, 1)")
+        self.columns: dict[str, Column] = dict(columns)
+        self.epsilon = float(epsilon)
+        self.delta = float(delta)
+        self.params = self._validate_params(params or {})
+        self.report: PrivacyReport | None = None
+
+    # ------------------------------------------------------------------ params
+    @classmethod
+    def _validate_params(cls, params: Mapping[str, Any]) -> GeneratorParams:
+        unknown = [str(k) for k in params if k not in cls.Params.model_fields]
+        if unknown:
+            known = ", ".join(cls.Params.model_fields) or "none"
+            raise GeneratorError(
+                f"generator {cls.name!r}: unknown parameter(s) {', '.join(map(repr, unknown))}"
+                f" (known: {known})"
+            )
+        try:
+            return cls.Params.model_validate(dict(params))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            raise GeneratorError(f"generator {cls.name!r}: invalid params: {problems}") from None
+
+    # ------------------------------------------------------------------ interface
+    @abstractmethod
+    def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
+        """Fit on sensitive rows with noise from ``noise``; returns what was spent."""
+
+    @abstractmethod
+    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` synthetic rows, decoded to the declared columns (post-processing)."""
+
+    @abstractmethod
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted state as (JSON-able metadata, named numeric arrays)."""
+
+    @abstractmethod
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        """Inverse of :meth:`_state` on a freshly constructed instance."""
+
+    @property
+    def fitted(self) -> bool:
+        return self.report is not None
+
+    def _require_fitted(self) -> PrivacyReport:
+        if self.report is None:
+            raise GeneratorError(f"generator {self.name!r} is not fitted")
+        return self.report
+
+    @staticmethod
+    def _check_rows(num_rows: int) -> int:
+        if isinstance(num_rows, bool) or not isinstance(num_rows, (int, np.integer)):
+            raise GeneratorError("num_rows must be an integer")
+        if num_rows < 0:
+            raise GeneratorError("num_rows must be >= 0")
+        return int(num_rows)
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Path | str) -> Path:
+        """Write the fitted generator to directory ``path`` (JSON + npz, no pickle)."""
+        report = self._require_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        meta, arrays = self._state()
+        doc = {
+            "generator": self.name,
+            "format_version": FORMAT_VERSION,
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "params": self.params.model_dump(mode="json"),
+            "columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in self.columns.items()},
+            "report": report.to_dict(),
+            "state": meta,
+        }
+        (path / META_FILE).write_text(json.dumps(doc, indent=2))
+        np.savez_compressed(path / ARRAYS_FILE, **arrays)
+        logger.info("saved generator %s to %s", self.name, path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DPGenerator":
+        """Read a generator written by :meth:`save`; needs no data."""
+        path = Path(path)
+        try:
+            doc = json.loads((path / META_FILE).read_text())
+            with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        except (OSError, ValueError) as exc:
+            raise GeneratorError(f"cannot read a generator from {path}: {type(exc).__name__}") from None
+        if doc.get("generator") != cls.name:
+            raise GeneratorError(
+                f"{path} holds generator {doc.get('generator')!r}, not {cls.name!r}"
+            )
+        if doc.get("format_version") != FORMAT_VERSION:
+            raise GeneratorError(f"{path}: unsupported format version {doc.get('format_version')!r}")
+        try:
+            columns = {n: _COLUMN.validate_python(c) for n, c in doc["columns"].items()}
+        except ValidationError:
+            raise GeneratorError(f"{path}: the stored column spec does not validate") from None
+        gen = cls(columns, epsilon=doc["epsilon"], delta=doc["delta"], params=doc["params"])
+        gen._restore(doc["state"], arrays)
+        gen.report = PrivacyReport.from_dict(doc["report"])
+        return gen

@@ -1,0 +1,199 @@
+"""The public, finite domain of a table, built from the declared schema only.
+
+Numeric and datetime columns are cut into bins whose edges come from the *declared*
+bounds (never from the rows); categorical columns use the declared category set plus
+the optional ``other`` bucket; a nullable column gets one more code for null.
+Encoding refuses values outside the declared domain (naming the column, never the value).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from synthrelease.errors import SchemaMismatchError
+from synthrelease.spec import (
+    BooleanColumn,
+    CategoricalColumn,
+    DatetimeColumn,
+    NumericalColumn,
+)
+
+DEFAULT_BINS = 32
+_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
+_FALSE = {"false", "0", "no", "f", "n", "0.0"}
+
+
+@dataclass(frozen=True)
+class ColumnCoder:
+    """Encodes one column to integer codes ``0..size-1`` and decodes them back."""
+
+    name: str
+    spec: object
+    bins: int  # number of non-null codes
+
+    @property
+    def nullable(self) -> bool:
+        return bool(getattr(self.spec, "nullable", False))
+
+    @property
+    def size(self) -> int:
+        return self.bins + (1 if self.nullable else 0)
+
+    @property
+    def null_code(self) -> int | None:
+        return self.bins if self.nullable else None
+
+    # ---------------------------------------------------------------- numeric helpers
+    def _numeric_bounds(self) -> tuple[float, float]:
+        s = self.spec
+        if isinstance(s, DatetimeColumn):
+            return float(pd.Timestamp(s.lower).value), float(pd.Timestamp(s.upper).value)
+        return float(s.lower), float(s.upper)
+
+    def _integer_steps(self) -> bool:
+        """Integer columns with a small range get one code per value."""
+        s = self.spec
+        return (
+            isinstance(s, NumericalColumn)
+            and s.integer
+            and float(s.lower).is_integer()
+            and int(np.floor(s.upper) - s.lower + 1) == self.bins
+        )
+
+    def _fail(self, what: str) -> SchemaMismatchError:
+        return SchemaMismatchError(f"column {self.name!r}: {what}")
+
+    # ---------------------------------------------------------------- encode / decode
+    def encode(self, values: pd.Series) -> np.ndarray:
+        null = values.isna().to_numpy()
+        if null.any() and not self.nullable:
+            raise self._fail("has nulls but the schema declares nullable: false")
+        codes = np.zeros(len(values), dtype=np.int64)
+        present = ~null
+        s = self.spec
+        if isinstance(s, CategoricalColumn):
+            labels = pd.Index(s.categories)
+            idx = labels.get_indexer(values[present].astype(str))
+            unknown = idx < 0
+            if unknown.any():
+                if s.other is None:
+                    raise self._fail(
+                        "has values outside the declared category set (declare them, or "
+                        "set 'other' to bucket them)"
+                    )
+                idx[unknown] = len(labels)
+            codes[present] = idx
+        elif isinstance(s, BooleanColumn):
+            vals = values[present]
+            if vals.dtype == bool:
+                codes[present] = vals.to_numpy().astype(np.int64)
+            else:
+                text = vals.astype(str).str.strip().str.lower()
+                is_true, is_false = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
+                if not (is_true | is_false).all():
+                    raise self._fail("has values that are not booleans")
+                codes[present] = is_true.astype(np.int64)
+        else:
+            x = self._as_float(values[present])
+            lo, hi = self._numeric_bounds()
+            if not np.isfinite(x).all() or (x < lo).any() or (x > hi).any():
+                raise self._fail("has values outside the declared bounds")
+            if self._integer_steps():
+                codes[present] = np.rint(x - lo).astype(np.int64)
+            else:
+                k = np.floor((x - lo) / (hi - lo) * self.bins).astype(np.int64)
+                codes[present] = np.clip(k, 0, self.bins - 1)
+        if null.any():
+            codes[null] = self.bins
+        return codes
+
+    def _as_float(self, values: pd.Series) -> np.ndarray:
+        if isinstance(self.spec, DatetimeColumn):
+            try:
+                stamps = pd.to_datetime(values, errors="raise", format="mixed")
+            except (ValueError, TypeError):
+                raise self._fail("has values that are not dates/times") from None
+            if getattr(stamps.dt, "tz", None) is not None:
+                stamps = stamps.dt.tz_convert(None)
+            return stamps.astype("datetime64[ns]").astype(np.int64).to_numpy().astype(float)
+        numeric = pd.to_numeric(values, errors="coerce")
+        if numeric.isna().any():
+            raise self._fail("has values that are not numbers")
+        return numeric.to_numpy(dtype=float)
+
+    def decode(self, codes: np.ndarray, rng: np.random.Generator) -> pd.Series:
+        codes = np.asarray(codes, dtype=np.int64)
+        null = codes == self.bins if self.nullable else np.zeros(len(codes), dtype=bool)
+        k = np.where(null, 0, codes)
+        s = self.spec
+        if isinstance(s, CategoricalColumn):
+            labels = np.array(s.labels, dtype=object)
+            out = pd.Series(labels[k], dtype=object)
+            out[null] = None
+            return out.rename(self.name)
+        if isinstance(s, BooleanColumn):
+            out = pd.Series(k.astype(bool), dtype="boolean")
+            out[null] = pd.NA
+            return out.rename(self.name)
+        lo, hi = self._numeric_bounds()
+        if self._integer_steps():
+            x = lo + k.astype(float)
+        else:
+            width = (hi - lo) / self.bins
+            x = lo + (k + rng.random(len(k))) * width
+            x = np.clip(x, lo, hi)
+        if isinstance(s, DatetimeColumn):
+            out = pd.Series(pd.to_datetime(x.astype(np.int64)))
+            out[null] = pd.NaT
+            return out.rename(self.name)
+        if s.integer:
+            x = np.clip(np.floor(x), np.ceil(lo), np.floor(hi))
+            out = pd.Series(x.astype(np.int64), dtype="Int64")
+            out[null] = pd.NA
+            return out.rename(self.name)
+        out = pd.Series(x, dtype=float)
+        out[null] = np.nan
+        return out.rename(self.name)
+
+
+class Discretiser:
+    """All columns of a schema: the public domain a marginal method works on."""
+
+    def __init__(self, columns: Mapping[str, object], *, default_bins: int = DEFAULT_BINS):
+        self.coders: dict[str, ColumnCoder] = {}
+        for name, spec in columns.items():
+            self.coders[name] = ColumnCoder(name, spec, _bins_for(spec, default_bins))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.coders)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {n: c.size for n, c in self.coders.items()}
+
+    def encode(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Integer codes for every declared column; extra columns are an error upstream."""
+        return pd.DataFrame(
+            {n: c.encode(frame[n]) for n, c in self.coders.items()}, index=frame.index
+        )
+
+    def decode(self, codes: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        return pd.DataFrame({n: c.decode(codes[n].to_numpy(), rng) for n, c in self.coders.items()})
+
+
+def _bins_for(spec: object, default_bins: int) -> int:
+    if isinstance(spec, CategoricalColumn):
+        return len(spec.labels)
+    if isinstance(spec, BooleanColumn):
+        return 2
+    bins = getattr(spec, "bins", None) or default_bins
+    if isinstance(spec, NumericalColumn) and spec.integer and float(spec.lower).is_integer():
+        span = int(np.floor(spec.upper) - spec.lower + 1)
+        if span <= bins:
+            return span
+    return bins

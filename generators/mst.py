@@ -1,0 +1,243 @@
+"""MST (McKenna, Miklau & Sheldon, "Winning the NIST Contest", JPC 2021) on Private-PGM.
+
+The recipe, with rho = cdp_rho(epsilon, delta) split in thirds (plain arithmetic in
+:func:`_split`):
+
+1. measure every 1-way marginal with Gaussian noise (rho/3); cells whose noisy count is
+   below 3 sigma are merged into one cell per column (domain compression);
+2. select a maximum spanning tree of 2-way marginals with the exponential mechanism
+   (Gumbel-max, rho/3): the score of a pair is the L1 distance between its true counts
+   and the independence model fitted to the noisy 1-way marginals (sensitivity 1 under
+   add/remove of a row);
+3. measure the tree's 2-way marginals with Gaussian noise (rho/3);
+4. estimate a tree-shaped graphical model from the noisy measurements with ``mbi``
+   (mirror descent, warm-started from the independence model of step 2).
+
+**Sensitive rows**: only :func:`_encode_rows` reads them (through ``table.reveal()``);
+:func:`_counts` turns its codes into exact counts, and only :func:`_measure` (adds
+Gaussian noise) and :func:`_select` (exponential mechanism) use those counts. All noise
+comes from the :class:`NoiseSource` passed to :meth:`MSTGenerator.fit`. Everything after
+that is post-processing of DP outputs, and sampling uses the caller's generator.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from synthrelease.errors import GeneratorError, SchemaMismatchError
+from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
+from synthrelease.generators.base import DPGenerator, GeneratorParams
+from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.mst_model import TreeModel, estimate_tree_model
+from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.table import SensitiveTable
+
+logger = logging.getLogger(__name__)
+
+
+class MSTParams(GeneratorParams):
+    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="default bins per numeric column")
+    iters: int = Field(default=500, ge=1, le=100_000, description="estimation iterations")
+    compress: bool = Field(default=True, description="merge 1-way cells below 3 sigma")
+
+
+# --------------------------------------------------------------------------- sensitive
+def _encode_rows(table: SensitiveTable, disc: Discretiser) -> np.ndarray:
+    """READS SENSITIVE ROWS: integer codes of the declared columns, shape (columns, rows)."""
+    missing = [n for n in disc.names if n not in table.columns]
+    if missing:
+        raise SchemaMismatchError(f"the table lacks declared column(s): {', '.join(missing)}")
+    codes = disc.encode(table.reveal()[disc.names])
+    return np.ascontiguousarray(codes.to_numpy(dtype=np.int64).T)
+
+
+def _counts(codes: np.ndarray, clique: tuple[int, ...], sizes: list[int]) -> np.ndarray:
+    """Exact (sensitive) counts of a marginal, flattened in C order."""
+    flat = np.zeros(codes.shape[1], dtype=np.int64)
+    for i in clique:
+        flat = flat * sizes[i] + codes[i]
+    return np.bincount(flat, minlength=math.prod(sizes[i] for i in clique)).astype(np.float64)
+
+
+def _measure(
+    codes: np.ndarray, cliques: list[tuple[int, ...]], sizes: list[int], *, sigma: float,
+    noise: NoiseSource,
+) -> list[np.ndarray]:
+    """Gaussian mechanism: each marginal's counts plus N(0, sigma^2) per cell."""
+    out = []
+    for clique in cliques:
+        x = _counts(codes, clique, sizes)
+        out.append(x + noise.normal(sigma, x.size))
+    return out
+
+
+def _select(
+    codes: np.ndarray, sizes: list[int], indep: list[np.ndarray], total: float, *,
+    rho: float, noise: NoiseSource,
+) -> list[tuple[int, int]]:
+    """Exponential mechanism (Gumbel-max), one edge per round, Kruskal-style: a
+    maximum spanning tree of the pairs that the independence model fits worst."""
+    d = len(sizes)
+    pairs = list(itertools.combinations(range(d), 2))
+    score = {}
+    for a, b in pairs:
+        xhat = np.outer(indep[a], indep[b]).ravel() / total
+        score[a, b] = float(np.abs(_counts(codes, (a, b), sizes) - xhat).sum())
+    eps = math.sqrt(8.0 * rho / (d - 1))  # each round is eps-DP = eps^2/8-zCDP
+    component = list(range(d))
+    edges: list[tuple[int, int]] = []
+    for _ in range(d - 1):
+        cand = [e for e in pairs if component[e[0]] != component[e[1]]]
+        q = np.array([score[e] for e in cand])
+        a, b = cand[int(np.argmax(eps / 2.0 * q + noise.gumbel(len(cand))))]  # sensitivity 1
+        old, new = component[b], component[a]
+        component = [new if c == old else c for c in component]
+        edges.append((a, b))
+    return edges
+
+
+# --------------------------------------------------------------------------- public maths
+def _split(rho: float, d: int) -> tuple[float, float, float]:
+    """Budget plan (1-way, selection, 2-way). With two columns the tree is forced, so
+    selection is free; with one there is nothing but the 1-way marginal."""
+    if d == 1:
+        return rho, 0.0, 0.0
+    if d == 2:
+        return rho / 2, 0.0, rho / 2
+    return rho / 3, rho / 3, rho / 3
+
+
+def _compress(y: np.ndarray, threshold: float) -> np.ndarray:
+    """Map original cell -> compressed cell: kept cells first, the rest merged last."""
+    keep = y >= threshold
+    if keep.all():
+        return np.arange(y.size, dtype=np.int64)
+    mapping = np.full(y.size, int(keep.sum()), dtype=np.int64)
+    mapping[keep] = np.arange(int(keep.sum()))
+    return mapping
+
+
+def _fit_independent(y: np.ndarray, weight: np.ndarray, total: float) -> np.ndarray:
+    """argmin sum_i w_i (x_i - y_i)^2 over x >= 0, sum x = total (weighted simplex
+    projection, by bisection on the multiplier): the 1-way model mbi would estimate."""
+    def mass(t: float) -> float:
+        return float(np.maximum(y - t / weight, 0.0).sum())
+
+    lo, hi = -1.0, 1.0
+    while mass(lo) < total:
+        lo *= 2.0
+    while mass(hi) > total:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        if not lo < mid < hi:
+            break
+        lo, hi = (mid, hi) if mass(mid) > total else (lo, mid)
+    return np.maximum(y - hi / weight, 0.0)
+
+
+def _total(ys: list[np.ndarray], sigmas: list[float]) -> float:
+    """Inverse-variance weighted estimate of the row count from noisy marginals (DP)."""
+    var = np.array([s**2 * y.size for y, s in zip(ys, sigmas)])
+    sums = np.array([y.sum() for y in ys])
+    return max(1.0, float(np.sum(sums / var) / np.sum(1.0 / var)))
+
+
+# --------------------------------------------------------------------------- generator
+class MSTGenerator(DPGenerator):
+    """MST over the declared, discretised domain. See the module docstring."""
+
+    name = "mst"
+    Params = MSTParams
+
+    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
+                 params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
+        self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
+        self.model: TreeModel | None = None
+
+    def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
+        if not isinstance(table, SensitiveTable):
+            raise GeneratorError("mst.fit takes a SensitiveTable")
+        if not isinstance(noise, NoiseSource):
+            raise GeneratorError("mst.fit takes noise=NoiseSource (never a numpy generator)")
+        start = time.perf_counter()
+        disc, p = self.discretiser, self.params
+        sizes = list(disc.sizes.values())
+        d = len(sizes)
+        codes = _encode_rows(table, disc)
+        rho1, rho_sel, rho2 = _split(cdp_rho(epsilon=self.epsilon, delta=self.delta), d)
+
+        sigma1 = math.sqrt(d / (2.0 * rho1))
+        y1 = _measure(codes, [(i,) for i in range(d)], sizes, sigma=sigma1, noise=noise)
+        total1 = _total(y1, [sigma1] * d)
+        maps = [_compress(y, 3 * sigma1) if p.compress else np.arange(y.size) for y in y1]
+        csizes = [int(m.max()) + 1 for m in maps]
+        ccodes = np.stack([m[c] for m, c in zip(maps, codes)])
+        cy1 = [np.bincount(m, weights=y, minlength=s) for m, y, s in zip(maps, y1, csizes)]
+        cw1 = [1.0 / np.bincount(m, minlength=s) for m, s in zip(maps, csizes)]  # merged: 1/k
+        indep = [_fit_independent(y, w, total1) for y, w in zip(cy1, cw1)]
+        logger.info("mst: 1-way measured; compressed domain %s -> %s", sizes, csizes)
+
+        edges = [(0, 1)] if d == 2 else []
+        if d > 2:
+            edges = _select(ccodes, csizes, indep, total1, rho=rho_sel, noise=noise)
+        sigma2 = math.sqrt(len(edges) / (2.0 * rho2)) if edges else 0.0
+        y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
+        del codes, ccodes  # nothing below reads rows
+        logger.info("mst: selected tree %s", [(disc.names[a], disc.names[b]) for a, b in edges])
+
+        total = _total(y1 + y2, [sigma1] * d + [sigma2] * len(edges))
+        self.model = estimate_tree_model(
+            csizes, maps, edges, one_way=(cy1, cw1, sigma1), two_way=(y2, sigma2),
+            total=total, warm=indep, iters=p.iters,
+        )
+        lines = [BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian")]
+        if d > 2:
+            eps_em = math.sqrt(8.0 * rho_sel / (d - 1))
+            lines.append(BudgetLine("tree selection", (d - 1) * eps_em**2 / 8,
+                                    "exponential mechanism (Gumbel-max)"))
+        if edges:
+            lines.append(BudgetLine("2-way marginals", len(edges) / (2 * sigma2**2), "Gaussian"))
+        report = PrivacyReport.from_lines(lines, delta=self.delta)
+        if report.epsilon > self.epsilon * (1 + 1e-9):
+            raise GeneratorError("mst spent more than its epsilon (accounting bug)")
+        self.report = report
+        logger.info("mst: fitted in %.1f s, epsilon %.4g", time.perf_counter() - start, report.epsilon)
+        return report
+
+    @property
+    def estimated_rows(self) -> float:
+        """The DP estimate of the training row count (a DP output, safe to use)."""
+        self._require_fitted()
+        assert self.model is not None
+        return self.model.total
+
+    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
+        num_rows = self._check_rows(num_rows)
+        self._require_fitted()
+        if not isinstance(rng, np.random.Generator):
+            raise GeneratorError("sample takes rng=numpy.random.Generator")
+        assert self.model is not None
+        codes = self.model.sample_codes(num_rows, rng)
+        frame = pd.DataFrame({n: codes[i] for i, n in enumerate(self.discretiser.names)})
+        return self.discretiser.decode(frame, rng)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.model is not None
+        return self.model.to_state()
+
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.model = TreeModel.from_state(meta, arrays)
+        if len(self.model.maps) != len(self.discretiser.names) or any(
+            m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
+        ):
+            raise GeneratorError("the stored model does not match the stored column spec")

@@ -1,0 +1,237 @@
+"""The ``synthrelease`` command line.
+
+Errors end as one line ``error: ...`` on stderr and a non-zero exit code; a traceback
+only with ``--debug``. Messages of unexpected exceptions are not printed (a library's
+message can quote data); their type is. Heavy libraries are imported per command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from synthrelease import log as slog
+from synthrelease.errors import GateFailedError, SynthReleaseError
+
+DEFAULT_STORE_ENV = "SYNTHRELEASE_STORE"
+logger = logging.getLogger("synthrelease.cli")
+
+
+def _out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def default_store() -> str:
+    return os.environ.get(DEFAULT_STORE_ENV, "releases")
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from synthrelease import pipeline
+    from synthrelease.spec import load_spec
+
+    spec = load_spec(args.spec)
+    pipeline.preflight(spec)  # fail fast, before Prefect starts
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if not args.debug:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    from synthrelease.flows.release import release
+
+    logger.info("starting flow 'release'", extra={"spec": args.spec})
+    state = release(str(Path(args.spec).resolve()), return_state=True)
+    if state.is_completed():
+        summary = state.result()
+        _out(f"release {summary['release_id']} published")
+        _out(f"epsilon spent: {summary['epsilon']:g} (delta {summary['delta']:g})")
+        _out("gate: passed")
+        return 0
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException):
+        raise exc
+    raise SynthReleaseError(f"flow 'release' ended {state.type.value}")
+
+
+def cmd_spec_draft(args: argparse.Namespace) -> int:
+    from synthrelease.private.draft import draft_spec
+
+    out = Path(args.output)
+    draft_spec(Path(args.data), name=args.name, output=out, target=args.target, k=args.k)
+    _out(f"wrote {out}: review the bounds and category sets (they become public)")
+    return 0
+
+
+def cmd_spec_check(args: argparse.Namespace) -> int:
+    from synthrelease.spec import load_spec
+
+    spec = load_spec(args.spec)
+    _out(f"{args.spec}: valid spec for {spec.name!r} ({len(spec.columns)} columns, "
+         f"generator {spec.generator.name}, epsilon {spec.privacy.epsilon:g})")
+    return 0
+
+
+def _ledger(args: argparse.Namespace):
+    from synthrelease.ledger import BudgetLedger
+    from synthrelease.pipeline import open_ledger
+    from synthrelease.private.workspace import Workspace
+    from synthrelease.spec import load_spec
+
+    if args.spec:
+        return open_ledger(load_spec(args.spec))
+    return BudgetLedger.sqlite(Workspace(Path(args.workspace)).ensure().ledger_path)
+
+
+def cmd_budget_show(args: argparse.Namespace) -> int:
+    ledger = _ledger(args)
+    try:
+        rows = ledger.summary()
+        if args.json:
+            _out(json.dumps([r.__dict__ for r in rows], indent=2))
+            return 0
+        if not rows:
+            _out("no spends recorded")
+            return 0
+        _out(f"{'table':<24}{'epsilon':>10}{'delta':>11}{'budget eps':>12}{'budget delta':>14}"
+             f"{'runs ok':>9}{'spent':>7}{'open':>6}{'void':>6}")
+        for r in rows:
+            _out(f"{r.dataset:<24}{r.epsilon:>10.4g}{r.delta:>11.3g}{r.budget_epsilon:>12.4g}"
+                 f"{r.budget_delta:>14.3g}{r.committed:>9}{r.spent:>7}{r.reserved:>6}{r.voided:>6}")
+        return 0
+    finally:
+        ledger.close()
+
+
+def cmd_releases_list(args: argparse.Namespace) -> int:
+    from synthrelease.store import ReleaseStore
+
+    rows = ReleaseStore(args.store).releases()
+    if not rows:
+        _out(f"no releases in {args.store}")
+        return 0
+    _out(f"{'release':<40}{'epsilon':>9}{'delta':>10}{'rows':>9}  generator  created")
+    for r in rows:
+        rid = f"{r.dataset}@{r.version}" + (" (latest)" if r.latest else "")
+        _out(f"{rid:<40}{r.epsilon:>9g}{r.delta:>10.2g}{r.rows:>9}  {r.generator:<9}  {r.created}")
+    return 0
+
+
+def cmd_releases_show(args: argparse.Namespace) -> int:
+    from synthrelease.store import ReleaseStore, parse_ref
+
+    name, version = parse_ref(args.ref)
+    _out(json.dumps(ReleaseStore(args.store).manifest(name, version), indent=2))
+    return 0
+
+
+def cmd_releases_verify(args: argparse.Namespace) -> int:
+    from synthrelease.store import ReleaseStore, parse_ref
+
+    name, version = parse_ref(args.ref)
+    files = ReleaseStore(args.store).verify(name, version)
+    _out(f"{args.ref}: {len(files)} files match their manifest hashes")
+    return 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from synthrelease.store import ReleaseStore, parse_ref
+
+    name, version = parse_ref(args.ref)
+    out = ReleaseStore(args.store).pull(name, version, Path(args.output))
+    _out(f"pulled {name}@{out.name} into {out} (hashes verified)")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="synthrelease",
+        description="Release differentially private synthetic data from sensitive tables.",
+    )
+    p.add_argument("--debug", action="store_true", help="show tracebacks and Prefect logs")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a release (Prefect flow, no server needed)")
+    run.add_argument("spec", help="release spec (YAML)")
+    run.set_defaults(func=cmd_run)
+
+    spec = sub.add_parser("spec", help="draft or check release specs").add_subparsers(
+        dest="spec_command", required=True
+    )
+    draft = spec.add_parser("draft", help="propose a spec from a CSV/Parquet table")
+    draft.add_argument("data")
+    draft.add_argument("--name", required=True)
+    draft.add_argument("--target")
+    draft.add_argument("--k", type=int, default=10,
+                       help="categories seen in fewer rows go to 'other' (default 10)")
+    draft.add_argument("-o", "--output", required=True)
+    draft.set_defaults(func=cmd_spec_draft)
+    chk = spec.add_parser("check", help="validate a spec")
+    chk.add_argument("spec")
+    chk.set_defaults(func=cmd_spec_check)
+
+    budget = sub.add_parser("budget", help="privacy budget ledger").add_subparsers(
+        dest="budget_command", required=True
+    )
+    show = budget.add_parser("show", help="spend per table")
+    show.add_argument("--spec", help="use the ledger of this spec's workspace")
+    show.add_argument("--workspace", default=".synthrelease/workspace")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(func=cmd_budget_show)
+
+    rel = sub.add_parser("releases", help="published releases").add_subparsers(
+        dest="releases_command", required=True
+    )
+    for name, func, helptext in (
+        ("list", cmd_releases_list, "list releases"),
+        ("show", cmd_releases_show, "print a release's manifest"),
+        ("verify", cmd_releases_verify, "check a release's file hashes"),
+    ):
+        c = rel.add_parser(name, help=helptext)
+        if name != "list":
+            c.add_argument("ref", help="NAME[@VERSION]")
+        c.add_argument("--store", default=default_store())
+        c.set_defaults(func=func)
+
+    pull = sub.add_parser("pull", help="download a verified release")
+    pull.add_argument("ref", help="NAME[@VERSION]")
+    pull.add_argument("-o", "--output", required=True)
+    pull.add_argument("--store", default=default_store())
+    pull.set_defaults(func=cmd_pull)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    slog.configure(verbose=args.debug)
+    try:
+        return int(args.func(args))
+    except GateFailedError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except SynthReleaseError as exc:
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(f"error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if args.debug:
+            traceback.print_exc()
+        sys.stderr.write(
+            f"error: unexpected {type(exc).__name__} (message withheld: it may quote data; "
+            "rerun with --debug to see the traceback)\n"
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

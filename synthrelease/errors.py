@@ -1,0 +1,62 @@
+"""Typed error hierarchy.
+
+Every message names the offending input (a spec key, a column, a file) and never a data
+value: errors end up in terminals, Prefect logs and CI output, all outside the private
+workspace.
+"""
+
+from __future__ import annotations
+
+
+class SynthReleaseError(Exception):
+    """Base class: the CLI prints ``error: <message>`` and exits with ``exit_code``."""
+
+    exit_code = 2
+
+
+class SpecError(SynthReleaseError):
+    """The release spec is missing, not YAML, or does not validate."""
+
+
+class SourceError(SynthReleaseError):
+    """The sensitive source cannot be opened or read."""
+
+
+class SchemaMismatchError(SynthReleaseError):
+    """The table does not match the public schema (columns, types, declared domain)."""
+
+
+class PrivacyError(SynthReleaseError):
+    """An operation would break a privacy rule (pickling sensitive data, leaking rows)."""
+
+
+class BudgetExceededError(SynthReleaseError):
+    """The run would push a table past its lifetime privacy budget."""
+
+    exit_code = 3
+
+
+class LedgerError(SynthReleaseError):
+    """The budget ledger is unreachable or inconsistent."""
+
+
+class GeneratorError(SynthReleaseError):
+    """A generator cannot be built, fitted or loaded."""
+
+
+class GateFailedError(SynthReleaseError):
+    """The release gate refused the synthetic output (nothing is published)."""
+
+    exit_code = 4
+
+
+class StoreError(SynthReleaseError):
+    """The release store cannot be read or written."""
+
+
+class ReleaseNotFoundError(StoreError):
+    """No release of that name / version exists."""
+
+
+class IntegrityError(StoreError):
+    """A release file does not match the hash in its manifest."""

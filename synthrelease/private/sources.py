@@ -1,0 +1,214 @@
+"""Reading sensitive sources (CSV, Parquet, SQL) into a :class:`SensitiveTable`.
+
+Trusted reader. Errors name the source and the column, never a value: a parser's own
+message can quote the offending line, so only its type is passed on.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Mapping
+
+import pandas as pd
+
+from synthrelease.errors import SchemaMismatchError, SourceError
+from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import (
+    BooleanColumn,
+    CategoricalColumn,
+    CsvSource,
+    ParquetSource,
+    SqlSource,
+)
+
+log = logging.getLogger(__name__)
+
+
+def describe(source: object) -> str:
+    """A public name for a source (a path or an env var; never a URL with credentials)."""
+    if isinstance(source, (CsvSource, ParquetSource)):
+        return f"{source.kind} source {source.path}"
+    if isinstance(source, SqlSource):
+        return f"sql source (${source.url_env})"
+    return "source"
+
+
+def _sql_engine(source: SqlSource):
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import ArgumentError
+
+    url = os.environ.get(source.url_env)
+    if not url:
+        raise SourceError(f"{describe(source)}: environment variable {source.url_env} is not set")
+    try:
+        return create_engine(url)
+    except (ArgumentError, ValueError, ImportError) as exc:
+        raise SourceError(
+            f"{describe(source)}: the URL in ${source.url_env} is not a usable SQLAlchemy "
+            f"URL ({type(exc).__name__})"
+        ) from None
+
+
+def _sql_select(source: SqlSource, *, header_only: bool):
+    from sqlalchemy import literal_column, select, table, text
+
+    if source.query is not None:
+        query = text(source.query)
+        if header_only:
+            return text(f"SELECT * FROM ({source.query}) AS q WHERE 1 = 0")
+        return query
+    stmt = select(literal_column("*")).select_from(table(source.table))
+    return stmt.where(text("1 = 0")) if header_only else stmt
+
+
+def _check_file(path: Path, source: object) -> None:
+    if not path.exists():
+        raise SourceError(f"{describe(source)}: file not found")
+    if not path.is_file():
+        raise SourceError(f"{describe(source)}: not a file")
+    if not os.access(path, os.R_OK):
+        raise SourceError(f"{describe(source)}: file is not readable")
+
+
+def read_header(source: object) -> list[str]:
+    """Column names only (they are public: the spec declares them). Reads no rows."""
+    if isinstance(source, CsvSource):
+        _check_file(source.path, source)
+        try:
+            with open(source.path, newline="", encoding=source.encoding) as fh:
+                first = fh.readline()
+        except UnicodeDecodeError:
+            raise SourceError(
+                f"{describe(source)}: the header is not valid {source.encoding} text"
+            ) from None
+        except OSError as exc:
+            raise SourceError(f"{describe(source)}: cannot read ({type(exc).__name__})") from None
+        if not first.strip():
+            raise SourceError(f"{describe(source)}: the file is empty (no header row)")
+        return next(csv.reader(io.StringIO(first), delimiter=source.separator))
+    if isinstance(source, ParquetSource):
+        _check_file(source.path, source)
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(source.path).names)
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise SourceError(
+                f"{describe(source)}: not a readable Parquet file ({type(exc).__name__})"
+            ) from None
+    if isinstance(source, SqlSource):
+        from sqlalchemy.exc import SQLAlchemyError
+
+        engine = _sql_engine(source)
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(_sql_select(source, header_only=True)).keys())
+        except SQLAlchemyError as exc:
+            raise SourceError(
+                f"{describe(source)}: query failed ({type(exc).__name__})"
+            ) from None
+        finally:
+            engine.dispose()
+    raise SourceError("unknown source kind")
+
+
+def check_columns(source: object, columns: Mapping[str, object]) -> None:
+    """The table's columns must be exactly the declared ones. Reads the header only."""
+    names = read_header(source)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SchemaMismatchError(f"{describe(source)}: duplicate column names {dupes}")
+    missing = [c for c in columns if c not in names]
+    extra = [c for c in names if c not in columns]
+    problems = []
+    if missing:
+        problems.append(f"declared in the spec but missing from the table: {missing}")
+    if extra:
+        problems.append(f"in the table but not declared in the spec: {extra}")
+    if problems:
+        raise SchemaMismatchError(f"{describe(source)}: columns " + "; ".join(problems))
+
+
+def _text_columns(columns: Mapping[str, object]) -> list[str]:
+    return [n for n, c in columns.items() if isinstance(c, (CategoricalColumn, BooleanColumn))]
+
+
+def load_table(source: object, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
+    """Read every row of a source into a :class:`SensitiveTable` (declared columns only)."""
+    check_columns(source, columns)
+    text_cols = _text_columns(columns)
+    try:
+        if isinstance(source, CsvSource):
+            frame = pd.read_csv(
+                source.path,
+                sep=source.separator,
+                encoding=source.encoding,
+                dtype={c: str for c in text_cols},
+                keep_default_na=False,
+                na_values=[""],
+                low_memory=False,
+            )
+        elif isinstance(source, ParquetSource):
+            frame = pd.read_parquet(source.path)
+        else:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            engine = _sql_engine(source)
+            try:
+                with engine.connect() as conn:
+                    frame = pd.read_sql(_sql_select(source, header_only=False), conn)
+            except SQLAlchemyError as exc:
+                raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
+            finally:
+                engine.dispose()
+    except UnicodeDecodeError:
+        raise SourceError(f"{describe(source)}: not valid {getattr(source, 'encoding', 'utf-8')} text") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        raise SourceError(f"{describe(source)}: cannot parse ({type(exc).__name__})") from None
+    frame = frame[list(columns)]
+    for name in text_cols:
+        if frame[name].dtype != object:
+            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
+            frame[name] = frame[name].map(lambda v: v if v is None else str(v))
+    log.info("source loaded", extra={"source": describe(source), "columns": len(columns)})
+    return SensitiveTable(frame, label=label)
+
+
+def check_domain(table: SensitiveTable, discretiser) -> None:
+    """Refuse rows outside the declared domain (raises naming the column, not the value)."""
+    discretiser.encode(table.reveal())
+
+
+def source_for_file(path: Path) -> CsvSource | ParquetSource:
+    """A source for a table file, by its suffix (.csv / .parquet / .pq)."""
+    suffix = path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return ParquetSource(kind="parquet", path=path)
+    if suffix in (".csv", ".txt", ".tsv"):
+        return CsvSource(kind="csv", path=path, separator="\t" if suffix == ".tsv" else ",")
+    raise SourceError(f"{path}: unknown table format (use .csv or .parquet)")
+
+
+def load_raw(source: CsvSource | ParquetSource, *, label: str) -> SensitiveTable:
+    """Every column with pandas' own types: only for drafting a spec."""
+    names = read_header(source)
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise SchemaMismatchError(f"{describe(source)}: duplicate column names {dupes}")
+    try:
+        if isinstance(source, ParquetSource):
+            frame = pd.read_parquet(source.path)
+        else:
+            frame = pd.read_csv(
+                source.path, sep=source.separator, encoding=source.encoding,
+                keep_default_na=False, na_values=[""], low_memory=False,
+            )
+    except UnicodeDecodeError:
+        raise SourceError(f"{describe(source)}: not valid utf-8 text") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
+        raise SourceError(f"{describe(source)}: cannot parse ({type(exc).__name__})") from None
+    return SensitiveTable(frame, label=label)

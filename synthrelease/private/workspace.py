@@ -1,0 +1,125 @@
+"""The private workspace: the only place where sensitive rows and fitted models rest.
+
+Trusted reader. Directories are created 0700 and files 0600. Prefect tasks pass the
+*paths* this module returns (references), never frames.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from synthrelease.errors import SourceError
+from synthrelease.private.table import SensitiveTable
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` (and missing parents) owner-only; tighten it if it already exists."""
+    missing = []
+    probe = path
+    while not probe.exists():
+        missing.append(probe)
+        probe = probe.parent
+    for folder in reversed(missing):
+        folder.mkdir(mode=DIR_MODE, exist_ok=True)
+        os.chmod(folder, DIR_MODE)
+    os.chmod(path, DIR_MODE)
+    return path
+
+
+def tighten(path: Path) -> Path:
+    """Make a file or a whole tree written by a library owner-only."""
+    if path.is_dir():
+        os.chmod(path, DIR_MODE)
+        for child in path.rglob("*"):
+            os.chmod(child, DIR_MODE if child.is_dir() else FILE_MODE)
+    elif path.exists():
+        os.chmod(path, FILE_MODE)
+    return path
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """Where one run keeps its private files."""
+
+    root: Path
+
+    @property
+    def train(self) -> Path:
+        return self.root / "split" / "train.parquet"
+
+    @property
+    def holdout(self) -> Path:
+        return self.root / "split" / "holdout.parquet"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def synthetic(self) -> Path:
+        return self.root / "synthetic.parquet"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def ensure(self) -> "Workspace":
+        private_dir(self.root)
+        return self
+
+    @property
+    def ledger_path(self) -> Path:
+        return self.root / "ledger.sqlite"
+
+    def run(self, run_id: str) -> RunPaths:
+        return RunPaths(private_dir(self.root / "runs" / run_id))
+
+    # ------------------------------------------------------------------ sensitive files
+    def save_table(self, table: SensitiveTable, path: Path) -> Path:
+        private_dir(path.parent)
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        with os.fdopen(fd, "wb") as fh:
+            table.reveal().to_parquet(fh, index=False)
+        os.replace(tmp, path)
+        return path
+
+    @staticmethod
+    def load_table(path: Path, *, label: str) -> SensitiveTable:
+        if not path.exists():
+            raise SourceError(f"workspace file missing: {path.name} (was the run cleaned up?)")
+        return SensitiveTable(pd.read_parquet(path), label=label)
+
+    @staticmethod
+    def remove_splits(paths: RunPaths) -> None:
+        """Delete the run's copies of sensitive rows (also called on failure)."""
+        shutil.rmtree(paths.root / "split", ignore_errors=True)
+
+
+def split_table(
+    table: SensitiveTable, *, fraction: float, rng: np.random.Generator
+) -> tuple[SensitiveTable, SensitiveTable]:
+    """Random train/holdout split. Holdout rows are used only by the internal checks."""
+    frame = table.reveal()
+    order = rng.permutation(frame.shape[0])
+    cut = int(round(frame.shape[0] * fraction))
+    holdout = frame.iloc[np.sort(order[:cut])].reset_index(drop=True)
+    train = frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    return (
+        SensitiveTable(train, label=f"{table.label}:train"),
+        SensitiveTable(holdout, label=f"{table.label}:holdout"),
+    )

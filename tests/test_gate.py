@@ -1,0 +1,194 @@
+"""The gate fails closed: every bad or missing input fails its check and the verdict."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from synthrelease.spec import Gate
+from synthrelease.validators.expectations import ExpectationResult, Outcome
+from synthrelease.validators.gate import Verdict, evaluate_gate
+
+GATE = Gate(max_tvd_1way=0.1, max_tvd_2way=0.2, max_exact_copy_excess=0.01, expectations=True)
+GOOD = {"tvd_1way": 0.05, "tvd_2way": 0.15, "exact_copy_excess": 0.0, "exact_copy_share": 0.3}
+OK_GX = ExpectationResult(success=True, results=(Outcome("expect_x", "a", True),))
+BAD_GX = ExpectationResult(success=False, results=(Outcome("expect_x", "a", False),))
+
+
+def _check(verdict: Verdict, name: str):
+    (check,) = [c for c in verdict.checks if c.name == name]
+    return check
+
+
+def test_all_good_passes() -> None:
+    verdict = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE)
+    assert verdict.passed is True
+    assert [c.name for c in verdict.checks] == [
+        "tvd_1way", "tvd_2way", "exact_copy_excess", "expectations"
+    ]
+    assert all(c.passed for c in verdict.checks)
+
+
+def test_threshold_is_inclusive_and_numpy_numbers_work() -> None:
+    figures = {
+        "tvd_1way": np.float32(0.05),
+        "tvd_2way": 0.2,
+        "exact_copy_excess": np.float64(0.01),
+    }
+    assert evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE).passed is True
+
+
+@pytest.mark.parametrize(
+    "name,value", [("tvd_1way", 0.11), ("tvd_2way", 0.21), ("exact_copy_excess", 0.2)]
+)
+def test_each_threshold_breach_fails(name: str, value: float) -> None:
+    verdict = evaluate_gate(figures={**GOOD, name: value}, expectations=OK_GX, gate=GATE)
+    assert verdict.passed is False
+    assert [c.name for c in verdict.failed] == [name]
+    assert _check(verdict, name).reason == "above the threshold"
+
+
+@pytest.mark.parametrize(
+    "value,reason",
+    [
+        (float("nan"), "figure is NaN"),
+        (np.nan, "figure is NaN"),
+        (float("inf"), "figure is infinite"),
+        (-float("inf"), "figure is infinite"),
+        (None, "figure is None"),
+        ("0.01", "figure is not a number"),
+        (True, "figure is not a number"),
+        ([0.0], "figure is not a number"),
+    ],
+)
+@pytest.mark.parametrize("name", ["tvd_1way", "tvd_2way", "exact_copy_excess"])
+def test_bad_figure_fails_closed(name: str, value: object, reason: str) -> None:
+    verdict = evaluate_gate(figures={**GOOD, name: value}, expectations=OK_GX, gate=GATE)
+    assert verdict.passed is False
+    assert _check(verdict, name).passed is False
+    assert _check(verdict, name).reason == reason
+
+
+@pytest.mark.parametrize("name", ["tvd_1way", "tvd_2way", "exact_copy_excess"])
+def test_missing_figure_fails(name: str) -> None:
+    figures = {k: v for k, v in GOOD.items() if k != name}
+    verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
+    assert verdict.passed is False
+    assert _check(verdict, name).reason == "figure is missing"
+
+
+def test_no_figures_at_all_fails() -> None:
+    assert evaluate_gate(figures={}, expectations=OK_GX, gate=GATE).passed is False
+
+
+@pytest.mark.parametrize(
+    "result,reason",
+    [
+        (None, "expectations were not run"),
+        (BAD_GX, "expectations failed: expect_x"),
+        (
+            ExpectationResult(success=False, results=(), error="KeyError"),
+            "the suite raised KeyError",
+        ),
+        (ExpectationResult(success=True, results=()), "expectations failed"),
+        ({"success": True}, "not an expectations result"),
+    ],
+)
+def test_failed_or_missing_expectations_fail(result: object, reason: str) -> None:
+    verdict = evaluate_gate(figures=GOOD, expectations=result, gate=GATE)  # type: ignore[arg-type]
+    assert verdict.passed is False
+    assert _check(verdict, "expectations").reason == reason
+
+
+def test_expectations_check_skipped_when_not_required() -> None:
+    gate = GATE.model_copy(update={"expectations": False})
+    verdict = evaluate_gate(figures=GOOD, expectations=None, gate=gate)
+    assert verdict.passed is True
+    assert "expectations" not in [c.name for c in verdict.checks]
+
+
+def test_public_dict_has_no_figures() -> None:
+    figures = {"tvd_1way": 0.0123456, "tvd_2way": 0.1654321, "exact_copy_excess": 0.0077777}
+    verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
+    public = json.dumps(verdict.public_dict())
+    for value in figures.values():
+        assert repr(value)[:6] not in public
+    assert "figure" not in public.replace("figure is", "")
+    assert json.loads(public)["checks"][0] == {
+        "name": "tvd_1way", "threshold": 0.1, "passed": True, "reason": "at or below the threshold"
+    }
+    internal = verdict.to_dict()
+    assert internal["checks"][0]["figure"] == pytest.approx(0.0123456)
+
+
+def test_to_dict_is_strict_json_with_nan_figure() -> None:
+    figures = {**GOOD, "tvd_1way": float("nan")}
+    verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
+    text = json.dumps(verdict.to_dict(), allow_nan=False)
+    assert json.loads(text)["checks"][0]["figure"] is None
+
+
+def test_verdict_cannot_claim_a_pass_over_failed_checks() -> None:
+    failed = evaluate_gate(figures={}, expectations=None, gate=GATE)
+    with pytest.raises(ValueError):
+        Verdict(passed=True, checks=failed.checks)
+    with pytest.raises(ValueError):
+        Verdict(passed=True, checks=())
+
+
+# --------------------------------------------------------------------------- report
+def test_internal_report_files_are_private_and_hold_the_verdict(tmp_path) -> None:
+    import os
+    import stat
+
+    from synthrelease.validators.report import write_internal_report
+
+    figures = {**GOOD, "tvd_2way": float("nan")}
+    verdict = evaluate_gate(figures=figures, expectations=BAD_GX, gate=GATE)
+    directory = tmp_path / "ws" / "runs" / "r1" / "report"
+    old_umask = os.umask(0o022)
+    try:
+        html_path = write_internal_report(
+            directory,
+            run_id="r1",
+            spec_name="adult<script>",
+            verdict=verdict,
+            figures=figures,
+            expectations=BAD_GX,
+            privacy={"epsilon": 1.0, "delta": 1e-6, "lines": [{"step": "mst", "rho": 0.01}]},
+        )
+    finally:
+        os.umask(old_umask)
+    assert html_path == directory / "report.html"
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    for name in ("report.json", "report.html"):
+        assert stat.S_IMODE((directory / name).stat().st_mode) == 0o600
+    assert sorted(p.name for p in directory.iterdir()) == ["report.html", "report.json"]
+
+    data = json.loads((directory / "report.json").read_text())
+    assert data["verdict"]["passed"] is False
+    assert data["verdict"] == verdict.to_dict()
+    assert data["figures"]["tvd_2way"] is None and data["figures"]["tvd_1way"] == 0.05
+    assert data["expectations"]["success"] is False
+    assert data["privacy"]["lines"][0]["step"] == "mst"
+
+    page = html_path.read_text()
+    assert "Gate verdict: FAILED" in page
+    assert "figure is NaN" in page and "expect_x" in page and "mst" in page
+    assert "adult&lt;script&gt;" in page and "<script" not in page
+    assert "http://" not in page and "https://" not in page  # self-contained
+
+
+def test_report_overwrites_and_shows_a_pass(tmp_path) -> None:
+    from synthrelease.validators.report import write_internal_report
+
+    verdict = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE)
+    for _ in range(2):
+        path = write_internal_report(
+            tmp_path / "rep", run_id="r2", spec_name="s", verdict=verdict,
+            figures=GOOD, expectations=None, privacy={},
+        )
+    assert "Gate verdict: PASSED" in path.read_text()
+    assert json.loads((tmp_path / "rep" / "report.json").read_text())["verdict"]["passed"] is True

@@ -1,0 +1,135 @@
+"""The release steps as plain functions, on a small seeded table (no Prefect)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from synthrelease import pipeline
+from synthrelease.errors import BudgetExceededError, GateFailedError, SchemaMismatchError
+from synthrelease.ledger import BudgetLedger
+from synthrelease.spec import load_spec
+from synthrelease.store import ReleaseStore
+from tests.conftest import make_table
+
+
+def run_all(spec, *, before_gate=None):
+    """Sequence the steps as flows/release.py does."""
+    pipeline.preflight(spec)
+    run_id = pipeline.new_run_id()
+    reservation = pipeline.reserve(spec, run_id)
+    try:
+        pipeline.train(spec, run_id)
+        pipeline.sample(spec, run_id)
+        pipeline.check(spec, run_id)
+        if before_gate:
+            before_gate(pipeline.run_paths(spec, run_id))
+        pipeline.gate(spec, run_id)
+        release_id = pipeline.publish(spec, run_id)
+        pipeline.complete(spec, reservation)
+        return release_id, run_id
+    except BaseException as exc:
+        pipeline.fail(spec, run_id, reservation, exc)
+        raise
+    finally:
+        pipeline.cleanup(spec, run_id)
+
+
+def statuses(spec):
+    led = BudgetLedger.sqlite(spec.workspace.path / "ledger.sqlite")
+    try:
+        return [e.status for e in led.entries(spec.name)]
+    finally:
+        led.close()
+
+
+def test_full_release_publishes_synthetic_only(spec_factory):
+    spec = load_spec(spec_factory())
+    release_id, run_id = run_all(spec)
+    name, version = release_id.split("@")
+    store = ReleaseStore(spec.store.uri)
+    manifest = store.manifest(name, version)
+    assert manifest["privacy"]["epsilon"] == pytest.approx(3.0)
+    assert manifest["privacy"]["delta"] == 1e-6
+    assert manifest["spec_sha256"] == spec.digest()
+    assert manifest["gate"]["passed"] is True
+    assert all("figure" not in c for c in manifest["gate"]["checks"])  # no real-data figures
+    assert sum(l["rho"] for l in manifest["privacy"]["details"]["lines"]) == pytest.approx(
+        manifest["privacy"]["details"]["rho"])
+    files = sorted(p.relative_to(Path(spec.store.uri)).as_posix()
+                   for p in Path(spec.store.uri).rglob("*") if p.is_file())
+    assert files == [f"small/{version}/README.md", f"small/{version}/manifest.json",
+                     f"small/{version}/synthetic/small.parquet", "small/LATEST"]
+    df = store.load_table(name, version)
+    assert len(df) == spec.synthetic_rows and list(df.columns) == list(spec.columns)
+    # the split copies of the sensitive rows are gone; the private report stays
+    run_dir = spec.workspace.path / "runs" / run_id
+    assert not (run_dir / "split").exists()
+    assert (run_dir / "report" / "report.html").exists()
+    assert oct((run_dir / "report").stat().st_mode & 0o777) == oct(0o700)
+    assert statuses(spec) == ["committed"]
+
+
+def test_no_training_row_is_copied_into_the_release(spec_factory):
+    spec = load_spec(spec_factory())
+    release_id, _ = run_all(spec)
+    df = ReleaseStore(spec.store.uri).load_table(*release_id.split("@"))
+    real = make_table()
+    # 'score' is continuous: a synthetic row equal to a real one on it would be a copy
+    assert not set(df["score"].dropna().round(9)) & set(real["score"].dropna().round(9))
+
+
+def test_gate_fails_closed_when_figures_are_missing(spec_factory):
+    spec = load_spec(spec_factory())
+    with pytest.raises(GateFailedError, match="nothing was published"):
+        run_all(spec, before_gate=lambda paths: (paths.root / pipeline.FIGURES_FILE).unlink())
+    assert ReleaseStore(spec.store.uri).releases() == []
+    assert statuses(spec) == ["spent"]  # the data was touched: never refunded
+
+
+def test_gate_fails_closed_on_nan_figure(spec_factory):
+    spec = load_spec(spec_factory())
+
+    def poison(paths):
+        f = paths.root / pipeline.FIGURES_FILE
+        doc = json.loads(f.read_text())
+        doc["figures"]["tvd_2way"] = float("nan")
+        f.write_text(json.dumps(doc))
+
+    with pytest.raises(GateFailedError, match="tvd_2way"):
+        run_all(spec, before_gate=poison)
+    assert ReleaseStore(spec.store.uri).releases() == []
+
+
+def test_strict_threshold_blocks_the_release(spec_factory):
+    spec = load_spec(spec_factory(gate={"max_tvd_2way": 1e-6}))
+    with pytest.raises(GateFailedError, match=r"tvd_2way \(threshold 1e-06\)"):
+        run_all(spec)
+    assert ReleaseStore(spec.store.uri).releases() == []
+    assert statuses(spec) == ["spent"]
+
+
+def test_value_outside_domain_is_refused_and_not_charged(spec_factory, tmp_path):
+    df = make_table(500)
+    df.loc[3, "age"] = 250
+    bad = tmp_path / "bad.csv"
+    df.to_csv(bad, index=False)
+    spec = load_spec(spec_factory(source={"kind": "csv", "path": str(bad)}))
+    with pytest.raises(SchemaMismatchError, match="'age': has values outside the declared bounds"):
+        run_all(spec)
+    assert statuses(spec) == ["voided"]
+    assert ReleaseStore(spec.store.uri).releases() == []
+    assert not list((spec.workspace.path / "runs").glob("*/split/*"))
+
+
+def test_exhausted_budget_refuses_before_reading(spec_factory):
+    spec = load_spec(spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
+                                           "budget": {"epsilon": 10.0, "delta": 1e-5}}))
+    run_all(spec)
+    with pytest.raises(BudgetExceededError, match="spent epsilon 6 of 10"):
+        run_all(spec)
+    assert statuses(spec) == ["committed"]
+    assert len(ReleaseStore(spec.store.uri).releases()) == 1

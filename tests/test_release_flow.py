@@ -1,0 +1,135 @@
+"""End to end through the Prefect flow (ephemeral Prefect), on the demo table.
+
+`synthrelease run` in a subprocess, as a user runs it: a release of Adult at epsilon 1
+appears, its manifest says so, consumers can pull and load it, the internal report holds
+the utility figure, and nothing of the sensitive table leaks into the release or into
+Prefect's database. A failing gate ends the run with exit code 4 and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import synthrelease
+from synthrelease.ledger import BudgetLedger
+from synthrelease.store import ReleaseStore
+from tests.conftest import ROOT, adult_spec_for
+
+pytestmark = pytest.mark.integration
+CLI = [sys.executable, "-m", "synthrelease.cli"]
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        DO_NOT_TRACK="1",
+    )
+    return env
+
+
+def _run(args, tmp_path, timeout=600):
+    return subprocess.run(CLI + args, cwd=tmp_path, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("demo")
+    spec = adult_spec_for(tmp)
+    proc = _run(["run", str(spec)], tmp)
+    return tmp, spec, proc
+
+
+def test_demo_release_is_published_at_epsilon_1(demo):
+    tmp, _, proc = demo
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "release adult@" in proc.stdout and "gate: passed" in proc.stdout
+    assert "epsilon spent: 1 (delta 1e-06)" in proc.stdout
+    store = ReleaseStore(str(tmp / "releases"))
+    manifest = store.manifest("adult")
+    assert manifest["privacy"]["epsilon"] == pytest.approx(1.0)
+    assert manifest["privacy"]["delta"] == 1e-6
+    assert manifest["generator"]["name"] == "mst"
+    assert manifest["gate"]["passed"] is True
+    assert store.verify("adult") == manifest["files"]
+
+
+def test_mst_utility_on_adult_meets_the_bar(demo):
+    tmp, _, proc = demo
+    assert proc.returncode == 0
+    reports = list((tmp / "ws" / "runs").glob("*/report/report.json"))
+    assert len(reports) == 1
+    figures = json.loads(reports[0].read_text())["figures"]
+    assert figures["tvd_2way"] <= 0.06
+    assert figures["tvd_1way"] <= 0.03
+
+
+def test_consumers_pull_and_load(demo):
+    tmp, _, proc = demo
+    assert proc.returncode == 0
+    df = synthrelease.load("adult", store=str(tmp / "releases"))
+    assert df.shape == (30000, 15)
+    assert set(df["income"].unique()) <= {"<=50K", ">50K"}
+    pulled = _run(["pull", "adult@latest", "-o", str(tmp / "pulled"), "--store", str(tmp / "releases")], tmp)
+    assert pulled.returncode == 0, pulled.stderr
+    listed = _run(["releases", "list", "--store", str(tmp / "releases")], tmp)
+    assert "adult@" in listed.stdout and "(latest)" in listed.stdout
+
+
+def test_ledger_records_the_committed_spend(demo):
+    tmp, _, proc = demo
+    assert proc.returncode == 0
+    led = BudgetLedger.sqlite(tmp / "ws" / "ledger.sqlite")
+    try:
+        assert [(e.status, e.epsilon) for e in led.entries("adult")] == [("committed", 1.0)]
+    finally:
+        led.close()
+
+
+def test_leak_scan_release_and_prefect(demo):
+    """No real row in the release; no row or rare value in Prefect's database or storage."""
+    tmp, _, proc = demo
+    assert proc.returncode == 0
+    real = pd.read_csv(ROOT / "data" / "adult" / "adult_train.csv", keep_default_na=False, na_values=[""])
+    synth = synthrelease.load("adult", store=str(tmp / "releases"))
+    key = ["age", "fnlwgt", "education", "occupation", "hours-per-week", "native-country"]
+    joined = synth[key].astype(str).merge(real[key].astype(str).drop_duplicates(), how="inner")
+    assert len(joined) <= 3, "synthetic rows repeat real rows on quasi-identifiers"
+    files = [p for p in (tmp / "releases").rglob("*") if p.is_file()]
+    assert {p.suffix for p in files} <= {".parquet", ".json", ".md", ""}
+    # Prefect: no persisted results, and no sensitive value in its database
+    home = tmp / "prefect-home"
+    assert not (home / "storage").exists() or not any((home / "storage").iterdir())
+    dbs = list(home.rglob("*.db"))
+    assert dbs, "the Prefect database was not found: the scan would prove nothing"
+    blob = b"".join(p.read_bytes() for p in dbs)
+    counts = real["fnlwgt"].value_counts()
+    rare = [str(v) for v in counts[counts == 1].index if v > 1_000_000][:50]
+    assert rare
+    for value in rare:
+        assert value.encode() not in blob
+    first_row = ",".join(str(v) for v in real.iloc[0].tolist())
+    assert first_row.encode() not in blob
+    with sqlite3.connect(dbs[0]) as conn:
+        params = [r[0] for r in conn.execute("select parameters from flow_run")]
+    assert params and all(set(json.loads(p)) == {"spec_path"} for p in params)
+
+
+def test_failing_gate_exits_4_and_publishes_nothing(tmp_path, spec_factory):
+    spec = spec_factory(gate={"max_tvd_2way": 1e-6})
+    proc = _run(["run", str(spec)], tmp_path)
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1 and "gate failed" in errors[0] and "tvd_2way" in errors[0]
+    assert "Traceback" not in proc.stderr
+    assert ReleaseStore(str(tmp_path / "store")).releases() == []

@@ -1,0 +1,144 @@
+"""The release gate: thresholds from the spec against the validation figures. Fails closed.
+
+A check passes only on positive evidence: a finite real number at or below its
+threshold, or an expectations result whose ``success`` is exactly ``True``. A missing
+figure, ``None``, NaN, infinity, a bool or any other non-number fails its check and so
+the verdict. Reasons never quote figures, so :meth:`Verdict.public_dict` can leave the
+workspace; the figures themselves (computed against real data, not DP) cannot.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from synthrelease.spec import Gate
+from synthrelease.validators.expectations import ExpectationResult
+
+logger = logging.getLogger(__name__)
+
+# (check name = figure key, Gate attribute holding its upper threshold)
+THRESHOLD_CHECKS: tuple[tuple[str, str], ...] = (
+    ("tvd_1way", "max_tvd_1way"),
+    ("tvd_2way", "max_tvd_2way"),
+    ("exact_copy_excess", "max_exact_copy_excess"),
+)
+EXPECTATIONS_CHECK = "expectations"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    figure: float | None  # the observed value when it was a real number (internal only)
+    threshold: float | None
+    passed: bool
+    reason: str  # never quotes the figure
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "figure": _json_number(self.figure),
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+    def public_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    checks: tuple[Check, ...]
+
+    def __post_init__(self) -> None:
+        if self.passed and not (self.checks and all(c.passed is True for c in self.checks)):
+            raise ValueError("a verdict cannot pass with no checks or a failed check")
+
+    @property
+    def failed(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, figures included: for the internal report only."""
+        return {"passed": self.passed, "checks": [c.to_dict() for c in self.checks]}
+
+    def public_dict(self) -> dict[str, Any]:
+        """Names, thresholds, pass/fail and reasons; no figures. Safe for a release."""
+        return {"passed": self.passed, "checks": [c.public_dict() for c in self.checks]}
+
+
+def evaluate_gate(
+    *,
+    figures: Mapping[str, float | None],
+    expectations: ExpectationResult | None,
+    gate: Gate,
+) -> Verdict:
+    """Compare ``figures`` (and the GX result) with the spec's ``gate`` thresholds."""
+    checks = [
+        _threshold_check(name, figures, float(getattr(gate, attr)))
+        for name, attr in THRESHOLD_CHECKS
+    ]
+    if gate.expectations:
+        checks.append(_expectations_check(expectations))
+    passed = bool(checks) and all(c.passed for c in checks)
+    verdict = Verdict(passed=passed, checks=tuple(checks))
+    logger.info(
+        "gate: %s (%d of %d checks failed: %s)",
+        "passed" if passed else "FAILED",
+        len(verdict.failed),
+        len(checks),
+        ", ".join(c.name for c in verdict.failed) or "none",
+    )
+    return verdict
+
+
+def _threshold_check(name: str, figures: Mapping[str, Any], threshold: float) -> Check:
+    if not isinstance(figures, Mapping):
+        return Check(name, None, threshold, False, "no figures were given")
+    if name not in figures:
+        return Check(name, None, threshold, False, "figure is missing")
+    value = figures[name]
+    if value is None:
+        return Check(name, None, threshold, False, "figure is None")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return Check(name, None, threshold, False, "figure is not a number")
+    figure = float(value)
+    if math.isnan(figure):
+        return Check(name, figure, threshold, False, "figure is NaN")
+    if math.isinf(figure):
+        return Check(name, figure, threshold, False, "figure is infinite")
+    if figure <= threshold:
+        return Check(name, figure, threshold, True, "at or below the threshold")
+    return Check(name, figure, threshold, False, "above the threshold")
+
+
+def _expectations_check(result: ExpectationResult | None) -> Check:
+    if result is None:
+        return Check(EXPECTATIONS_CHECK, None, None, False, "expectations were not run")
+    if not isinstance(result, ExpectationResult):
+        return Check(EXPECTATIONS_CHECK, None, None, False, "not an expectations result")
+    if result.error is not None:
+        return Check(
+            EXPECTATIONS_CHECK, None, None, False, f"the suite raised {result.error}"
+        )
+    if result.success is not True or not result.results:
+        failed = sorted({o.expectation for o in result.failed})
+        detail = f": {', '.join(failed)}" if failed else ""
+        return Check(EXPECTATIONS_CHECK, None, None, False, f"expectations failed{detail}")
+    return Check(EXPECTATIONS_CHECK, None, None, True, "all expectations passed")
+
+
+def _json_number(value: float | None) -> float | None:
+    if value is None or not math.isfinite(value):
+        return None
+    return value
