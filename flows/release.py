@@ -1,8 +1,10 @@
 """Prefect flow ``release``: reserve -> train -> sample -> check -> gate -> publish.
 
-Thin orchestration over :mod:`synthrelease.pipeline`. Tasks receive the spec *path* and
-the run id (references) and return public values only; result persistence and caching
-are off for every task, so nothing a task sees can land in Prefect's storage.
+Thin orchestration: :func:`synthrelease.run.run_release` holds the order and the ledger
+rules; here each step runs as a Prefect task. Tasks receive the spec *path* and the run
+id (references) and return public values only; caching and result persistence are off,
+so nothing a task sees can land in Prefect's storage. Store I/O is retried with backoff;
+privacy steps are never retried (a retry would spend budget again).
 
 Deployed by ``prefect.yaml`` (entrypoint ``flows/release.py:release``); run locally by
 ``synthrelease run SPEC``.
@@ -13,38 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from synthrelease import pipeline
-from synthrelease.errors import GateFailedError, IntegrityError, StoreError
-from synthrelease.spec import load_spec
+from synthrelease import run
+from synthrelease.errors import GateFailedError, IntegrityError, StoreError, SynthReleaseError
 
 PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
-
-
-@task(name="reserve", **PRIVATE)
-def reserve_task(spec_path: str, run_id: str) -> str:
-    return pipeline.reserve(load_spec(spec_path), run_id)
-
-
-@task(name="train", **PRIVATE)
-def train_task(spec_path: str, run_id: str) -> dict[str, Any]:
-    return pipeline.train(load_spec(spec_path), run_id)
-
-
-@task(name="sample", **PRIVATE)
-def sample_task(spec_path: str, run_id: str) -> None:
-    pipeline.sample(load_spec(spec_path), run_id)
-
-
-@task(name="check", **PRIVATE)
-def check_task(spec_path: str, run_id: str) -> None:
-    pipeline.check(load_spec(spec_path), run_id)
-
-
-@task(name="gate", **PRIVATE)
-def gate_task(spec_path: str, run_id: str) -> dict[str, Any]:
-    return pipeline.gate(load_spec(spec_path), run_id)
 
 
 def _store_trouble(task, task_run, state) -> bool:
@@ -60,35 +37,46 @@ def _store_trouble(task, task_run, state) -> bool:
     return False
 
 
-@task(name="publish", retries=2, retry_delay_seconds=[5, 30],
-      retry_condition_fn=_store_trouble, **PRIVATE)
-def publish_task(spec_path: str, run_id: str) -> str:
-    return pipeline.publish(load_spec(spec_path), run_id)
+def _step_task(step: str, **options: Any):
+    def body(spec_path: str, run_id: str) -> Any:
+        return run.direct(step, spec_path, run_id)
+
+    body.__name__ = body.__qualname__ = f"{step}_task"
+    return task(name=step, **PRIVATE, **options)(body)
+
+
+TASKS = {step: _step_task(step) for step in run.STEPS if step != "publish"}
+TASKS["publish"] = _step_task(
+    "publish", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_store_trouble
+)
+
+
+def _as_task(step: str, spec_path: str, run_id: str) -> Any:
+    return TASKS[step](spec_path, run_id)
+
+
+def _artifact_key(spec_path: str) -> str:
+    from pathlib import Path
+
+    stem = "".join(c if c.isalnum() else "-" for c in Path(spec_path).stem.lower())
+    return f"release-{stem}"[:100]
 
 
 @flow(name="release", persist_result=False, log_prints=False, validate_parameters=True)
 def release(spec_path: str) -> dict[str, Any]:
     """Release one table as DP synthetic data, as declared by the spec at ``spec_path``."""
-    spec = load_spec(spec_path)
-    pipeline.preflight(spec)
-    run_id = pipeline.new_run_id()
-    reservation = reserve_task(spec_path, run_id)
     try:
-        privacy = train_task(spec_path, run_id)
-        sample_task(spec_path, run_id)
-        check_task(spec_path, run_id)
-        verdict = gate_task(spec_path, run_id)
-        release_id = publish_task(spec_path, run_id)
-        pipeline.complete(spec, reservation)
-    except BaseException as exc:
-        pipeline.fail(spec, run_id, reservation, exc)
+        summary = run.run_release(spec_path, call=_as_task)
+    except SynthReleaseError as exc:
+        create_markdown_artifact(
+            key=_artifact_key(spec_path),
+            markdown=f"# Release failed\n\n{type(exc).__name__}: {exc}\n",
+            description="synthrelease run summary (public values only)",
+        )
         raise
-    finally:
-        pipeline.cleanup(spec, run_id)
-    return {
-        "release_id": release_id,
-        "epsilon": privacy["epsilon"],
-        "delta": privacy["delta"],
-        "passed": verdict["passed"],
-        "run_id": run_id,
-    }
+    create_markdown_artifact(
+        key=_artifact_key(spec_path),
+        markdown=run.summary_markdown(summary),
+        description="synthrelease run summary (public values only)",
+    )
+    return summary

@@ -43,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not args.debug:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
+    _use_server_or_ephemeral()
     from synthrelease.flows.release import release
 
     logger.info("starting flow 'release'", extra={"spec": args.spec})
@@ -57,6 +58,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     if isinstance(exc, BaseException):
         raise exc
     raise SynthReleaseError(f"flow 'release' ended {state.type.value}")
+
+
+def _use_server_or_ephemeral() -> None:
+    """Report to the configured Prefect server if it answers, else run ephemerally.
+
+    Decided before Prefect is imported (its settings are read once, at import): the URL
+    comes from $PREFECT_API_URL or the project's prefect.toml.
+    """
+    url = os.environ.get("PREFECT_API_URL")
+    if url is None and Path("prefect.toml").exists():
+        import tomllib
+
+        try:
+            url = tomllib.loads(Path("prefect.toml").read_text()).get("api", {}).get("url")
+        except (OSError, tomllib.TOMLDecodeError):
+            url = None
+    if not url:
+        return
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as resp:
+            if resp.status == 200:
+                logger.info("reporting to Prefect server", extra={"api": url})
+                return
+    except OSError:
+        pass
+    logger.info("Prefect server not reachable; using an ephemeral one", extra={"api": url})
+    os.environ["PREFECT_API_URL"] = ""
 
 
 def cmd_spec_draft(args: argparse.Namespace) -> int:
@@ -112,21 +142,46 @@ def cmd_releases_list(args: argparse.Namespace) -> int:
     from synthrelease.store import ReleaseStore
 
     rows = ReleaseStore(args.store).releases()
+    if args.json:
+        _out(json.dumps([r.__dict__ for r in rows], indent=2, default=list))
+        return 0
     if not rows:
         _out(f"no releases in {args.store}")
         return 0
-    _out(f"{'release':<40}{'epsilon':>9}{'delta':>10}{'rows':>9}  generator  created")
+    _out(f"{'release':<44}{'epsilon':>9}{'delta':>10}{'rows':>9}  {'generator':<9}  models  created")
     for r in rows:
-        rid = f"{r.dataset}@{r.version}" + (" (latest)" if r.latest else "")
-        _out(f"{rid:<40}{r.epsilon:>9g}{r.delta:>10.2g}{r.rows:>9}  {r.generator:<9}  {r.created}")
+        mark = " (latest)" if r.latest else " (withdrawn)" if r.withdrawn else ""
+        rid = f"{r.dataset}@{r.version}{mark}"
+        _out(f"{rid:<44}{r.epsilon:>9g}{r.delta:>10.2g}{r.rows:>9}  {r.generator:<9}  "
+             f"{len(r.models):>6}  {r.created}")
     return 0
+
+
+def _datasheets(store, name: str, manifest: dict) -> list[tuple[str, str]]:
+    rels = [r for r in manifest.get("files", {})
+            if r.rsplit("/", 1)[-1].lower().startswith("datasheet")]
+    return [(r, store.read_verified(name, manifest["version"], r).decode("utf-8", "replace"))
+            for r in sorted(rels)]
 
 
 def cmd_releases_show(args: argparse.Namespace) -> int:
     from synthrelease.store import ReleaseStore, parse_ref
 
     name, version = parse_ref(args.ref)
-    _out(json.dumps(ReleaseStore(args.store).manifest(name, version), indent=2))
+    store = ReleaseStore(args.store)
+    manifest = store.manifest(name, version)
+    _out(json.dumps(manifest, indent=2))
+    if args.json:
+        return 0
+    withdrawn = store.withdrawn(name).get(manifest["version"])
+    if withdrawn:
+        _out(f"status: withdrawn on {withdrawn.get('at')}: {withdrawn.get('reason')}")
+    else:
+        latest = store.latest(name)
+        _out(f"status: {'latest' if latest == manifest['version'] else f'superseded by {latest}'}")
+    for rel, text in _datasheets(store, name, manifest):
+        _out(f"\n--- {rel} (sha256 verified) ---")
+        _out(text.rstrip())
     return 0
 
 
@@ -134,8 +189,48 @@ def cmd_releases_verify(args: argparse.Namespace) -> int:
     from synthrelease.store import ReleaseStore, parse_ref
 
     name, version = parse_ref(args.ref)
-    files = ReleaseStore(args.store).verify(name, version)
+    store = ReleaseStore(args.store)
+    files = store.verify(name, version)
     _out(f"{args.ref}: {len(files)} files match their manifest hashes")
+    resolved = store.resolve(name, version)
+    if resolved in store.withdrawn(name):
+        sys.stderr.write(f"note: {name}@{resolved} is withdrawn\n")
+    return 0
+
+
+def cmd_releases_withdraw(args: argparse.Namespace) -> int:
+    from synthrelease.errors import StoreError
+    from synthrelease.store import ReleaseStore, parse_ref
+
+    name, version = parse_ref(args.ref)
+    if version == "latest":
+        raise StoreError("withdraw needs an explicit version: NAME@VERSION")
+    store = ReleaseStore(args.store)
+    event = store.withdraw(name, version, reason=args.reason, purge=args.purge)
+    latest = store.latest(name)
+    _out(f"withdrew {name}@{version}" + (" and deleted its files" if event["purged"] else "")
+         + f"; latest is now {latest or 'none'}")
+    return 0
+
+
+def cmd_releases_history(args: argparse.Namespace) -> int:
+    from synthrelease.store import ReleaseStore, parse_ref
+
+    name, _ = parse_ref(args.name)
+    events = ReleaseStore(args.store).history(name)
+    if not events:
+        _out(f"no withdrawals or expiries recorded for {name!r}")
+    for e in events:
+        _out(f"{e.get('at')}  {e.get('event'):<10} {name}@{e.get('version')}  {e.get('reason')}"
+             + ("  (files deleted)" if e.get("purged") else ""))
+    return 0
+
+
+def cmd_releases_catalog(args: argparse.Namespace) -> int:
+    from synthrelease.catalog import write_catalog
+    from synthrelease.store import ReleaseStore
+
+    _out(f"wrote {write_catalog(ReleaseStore(args.store))}")
     return 0
 
 
@@ -143,7 +238,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
     from synthrelease.store import ReleaseStore, parse_ref
 
     name, version = parse_ref(args.ref)
-    out = ReleaseStore(args.store).pull(name, version, Path(args.output))
+    out = ReleaseStore(args.store).pull(name, version, Path(args.output),
+                                        allow_withdrawn=args.allow_withdrawn)
     _out(f"pulled {name}@{out.name} into {out} (hashes verified)")
     return 0
 
@@ -188,21 +284,35 @@ def build_parser() -> argparse.ArgumentParser:
     rel = sub.add_parser("releases", help="published releases").add_subparsers(
         dest="releases_command", required=True
     )
+    store_help = f"release store: a folder or s3://bucket/prefix (default ${DEFAULT_STORE_ENV} or ./releases)"
     for name, func, helptext in (
         ("list", cmd_releases_list, "list releases"),
-        ("show", cmd_releases_show, "print a release's manifest"),
+        ("show", cmd_releases_show, "print a release's manifest, status and datasheet"),
         ("verify", cmd_releases_verify, "check a release's file hashes"),
+        ("withdraw", cmd_releases_withdraw, "withdraw a version (logged; no longer latest)"),
+        ("history", cmd_releases_history, "withdrawals and expiries of a dataset"),
+        ("catalog", cmd_releases_catalog, "regenerate the store's index.html"),
     ):
         c = rel.add_parser(name, help=helptext)
-        if name != "list":
+        if name in ("show", "verify"):
             c.add_argument("ref", help="NAME[@VERSION]")
-        c.add_argument("--store", default=default_store())
+        elif name == "withdraw":
+            c.add_argument("ref", help="NAME@VERSION")
+            c.add_argument("--reason", required=True, help="why (kept in the history)")
+            c.add_argument("--purge", action="store_true", help="also delete the version's files")
+        elif name == "history":
+            c.add_argument("name", help="dataset name")
+        if name in ("list", "show"):
+            c.add_argument("--json", action="store_true", help="JSON only")
+        c.add_argument("--store", default=default_store(), help=store_help)
         c.set_defaults(func=func)
 
     pull = sub.add_parser("pull", help="download a verified release")
     pull.add_argument("ref", help="NAME[@VERSION]")
     pull.add_argument("-o", "--output", required=True)
-    pull.add_argument("--store", default=default_store())
+    pull.add_argument("--store", default=default_store(), help=store_help)
+    pull.add_argument("--allow-withdrawn", action="store_true",
+                      help="pull a withdrawn version anyway")
     pull.set_defaults(func=cmd_pull)
     return p
 

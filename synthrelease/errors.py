@@ -30,10 +30,24 @@ class PrivacyError(SynthReleaseError):
     """An operation would break a privacy rule (pickling sensitive data, leaking rows)."""
 
 
+class StepFailedError(SynthReleaseError):
+    """An unexpected error inside a release step, with its details withheld.
+
+    A third-party message can quote data, and Prefect persists a failed task's exception;
+    so only the exception's type crosses, and the traceback stays in the private workspace.
+    """
+
+
 class BudgetExceededError(SynthReleaseError):
     """The run would push a table past its lifetime privacy budget."""
 
     exit_code = 3
+
+
+class ConcurrentRunError(SynthReleaseError):
+    """Another run of the same table holds the table lock."""
+
+    exit_code = 5
 
 
 class LedgerError(SynthReleaseError):
@@ -60,3 +74,19 @@ class ReleaseNotFoundError(StoreError):
 
 class IntegrityError(StoreError):
     """A release file does not match the hash in its manifest."""
+
+
+class WithdrawnError(ReleaseNotFoundError):
+    """The release version was withdrawn by its custodian (see the dataset's history)."""
+
+
+class FirewallError(PrivacyError):
+    """The leak firewall refused an artifact: no provenance, a forbidden file type, a
+    model not reproducible from the synthetic table, or rows copied from the real table.
+    Nothing was published."""
+
+    exit_code = 4
+
+
+class ModelError(SynthReleaseError):
+    """A downstream model cannot be trained, exported or loaded."""

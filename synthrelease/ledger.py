@@ -16,6 +16,8 @@ together would exceed the budget cannot both start.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,9 +63,15 @@ spends = Table(
     Column("budget_delta", Float, nullable=False),
     Column("status", String(16), nullable=False),
     Column("reason", String(200), nullable=True),
+    Column("owner", String(128), nullable=True),  # host:pid of the reserving process
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
+
+
+def owner_id() -> str:
+    """``host:pid`` of this process: lets a later run tell that a reservation's run died."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Spend:
     status: str
     reason: str | None
     created_at: dt.datetime
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,17 @@ class BudgetLedger:
         try:
             self.engine = _make_engine(url)
             metadata.create_all(self.engine)
+            self._migrate()
         except SQLAlchemyError as exc:
             raise LedgerError(f"budget ledger unreachable ({type(exc).__name__})") from None
+
+    def _migrate(self) -> None:
+        from sqlalchemy import inspect, text
+
+        columns = {c["name"] for c in inspect(self.engine).get_columns("budget_spends")}
+        if "owner" not in columns:
+            with self.engine.begin() as conn:
+                conn.execute(text("ALTER TABLE budget_spends ADD COLUMN owner VARCHAR(128)"))
 
     @classmethod
     def sqlite(cls, path: Path) -> "BudgetLedger":
@@ -130,7 +148,14 @@ class BudgetLedger:
 
     # ------------------------------------------------------------------ writes
     def reserve(
-        self, dataset: str, *, epsilon: float, delta: float, budget: Budget, run_id: str
+        self,
+        dataset: str,
+        *,
+        epsilon: float,
+        delta: float,
+        budget: Budget,
+        run_id: str,
+        owner: str | None = None,
     ) -> str:
         """Record a spend before the data is touched; refuse if it would exceed the budget."""
         if not (epsilon > 0 and delta >= 0):
@@ -164,7 +189,8 @@ class BudgetLedger:
                     spends.insert().values(
                         id=rid, dataset=dataset, run_id=run_id, epsilon=epsilon, delta=delta,
                         budget_epsilon=budget.epsilon, budget_delta=budget.delta,
-                        status="reserved", reason=None, created_at=now, updated_at=now,
+                        status="reserved", reason=None, owner=owner or owner_id(),
+                        created_at=now, updated_at=now,
                     )
                 )
         except SQLAlchemyError as exc:
@@ -209,7 +235,8 @@ class BudgetLedger:
             stmt = stmt.where(spends.c.dataset == dataset)
         with self.engine.connect() as conn:
             return [
-                Spend(r.id, r.dataset, r.run_id, r.epsilon, r.delta, r.status, r.reason, r.created_at)
+                Spend(r.id, r.dataset, r.run_id, r.epsilon, r.delta, r.status, r.reason,
+                      r.created_at, r.owner)
                 for r in conn.execute(stmt)
             ]
 

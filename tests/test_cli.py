@@ -72,7 +72,7 @@ def test_column_missing_from_table(capsys, spec_factory):
 def test_exhausted_budget_refuses_to_start(capsys, spec_factory):
     path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
                                  "budget": {"epsilon": 10.0, "delta": 1e-5}})
-    run_all(load_spec(path))
+    run_all(path)
     code, _, err = _run(capsys, "run", str(path))
     assert code == 3
     _assert_one_clear_line(err, "budget of table 'small' would be exceeded")
@@ -96,8 +96,9 @@ def test_spec_draft_and_check(capsys, tmp_path, small_csv):
 
 
 def test_consumer_commands(capsys, spec_factory, tmp_path):
-    spec = load_spec(spec_factory())
-    release_id, _ = run_all(spec)
+    path = spec_factory()
+    spec = load_spec(path)
+    release_id, _ = run_all(path)
     store = spec.store.uri
     code, out, _ = _run(capsys, "releases", "list", "--store", store)
     assert code == 0 and f"{release_id} (latest)" in out

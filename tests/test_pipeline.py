@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from synthrelease import pipeline
+from synthrelease import pipeline, run
 from synthrelease.errors import BudgetExceededError, GateFailedError, SchemaMismatchError
 from synthrelease.ledger import BudgetLedger
 from synthrelease.spec import load_spec
@@ -16,26 +16,16 @@ from synthrelease.store import ReleaseStore
 from tests.conftest import make_table
 
 
-def run_all(spec, *, before_gate=None):
-    """Sequence the steps as flows/release.py does."""
-    pipeline.preflight(spec)
-    run_id = pipeline.new_run_id()
-    reservation = pipeline.reserve(spec, run_id)
-    try:
-        pipeline.train(spec, run_id)
-        pipeline.sample(spec, run_id)
-        pipeline.check(spec, run_id)
-        if before_gate:
-            before_gate(pipeline.run_paths(spec, run_id))
-        pipeline.gate(spec, run_id)
-        release_id = pipeline.publish(spec, run_id)
-        pipeline.complete(spec, reservation)
-        return release_id, run_id
-    except BaseException as exc:
-        pipeline.fail(spec, run_id, reservation, exc)
-        raise
-    finally:
-        pipeline.cleanup(spec, run_id)
+def run_all(spec_path, *, before_gate=None):
+    """One release through ``run_release``, calling steps directly (as release_many does)."""
+
+    def call(step, path, run_id):
+        if step == "gate" and before_gate:
+            before_gate(pipeline.run_paths(load_spec(path), run_id))
+        return run.direct(step, path, run_id)
+
+    summary = run.run_release(spec_path, call=call)
+    return summary["release_id"], summary["run_id"]
 
 
 def statuses(spec):
@@ -47,8 +37,9 @@ def statuses(spec):
 
 
 def test_full_release_publishes_synthetic_only(spec_factory):
-    spec = load_spec(spec_factory())
-    release_id, run_id = run_all(spec)
+    path = spec_factory()
+    spec = load_spec(path)
+    release_id, run_id = run_all(path)
     name, version = release_id.split("@")
     store = ReleaseStore(spec.store.uri)
     manifest = store.manifest(name, version)
@@ -74,8 +65,9 @@ def test_full_release_publishes_synthetic_only(spec_factory):
 
 
 def test_no_training_row_is_copied_into_the_release(spec_factory):
-    spec = load_spec(spec_factory())
-    release_id, _ = run_all(spec)
+    path = spec_factory()
+    spec = load_spec(path)
+    release_id, _ = run_all(path)
     df = ReleaseStore(spec.store.uri).load_table(*release_id.split("@"))
     real = make_table()
     # 'score' is continuous: a synthetic row equal to a real one on it would be a copy
@@ -83,15 +75,17 @@ def test_no_training_row_is_copied_into_the_release(spec_factory):
 
 
 def test_gate_fails_closed_when_figures_are_missing(spec_factory):
-    spec = load_spec(spec_factory())
+    path = spec_factory()
+    spec = load_spec(path)
     with pytest.raises(GateFailedError, match="nothing was published"):
-        run_all(spec, before_gate=lambda paths: (paths.root / pipeline.FIGURES_FILE).unlink())
+        run_all(path, before_gate=lambda paths: (paths.root / pipeline.FIGURES_FILE).unlink())
     assert ReleaseStore(spec.store.uri).releases() == []
     assert statuses(spec) == ["spent"]  # the data was touched: never refunded
 
 
 def test_gate_fails_closed_on_nan_figure(spec_factory):
-    spec = load_spec(spec_factory())
+    path = spec_factory()
+    spec = load_spec(path)
 
     def poison(paths):
         f = paths.root / pipeline.FIGURES_FILE
@@ -100,14 +94,15 @@ def test_gate_fails_closed_on_nan_figure(spec_factory):
         f.write_text(json.dumps(doc))
 
     with pytest.raises(GateFailedError, match="tvd_2way"):
-        run_all(spec, before_gate=poison)
+        run_all(path, before_gate=poison)
     assert ReleaseStore(spec.store.uri).releases() == []
 
 
 def test_strict_threshold_blocks_the_release(spec_factory):
-    spec = load_spec(spec_factory(gate={"max_tvd_2way": 1e-6}))
+    path = spec_factory(gate={"max_tvd_2way": 1e-6})
+    spec = load_spec(path)
     with pytest.raises(GateFailedError, match=r"tvd_2way \(threshold 1e-06\)"):
-        run_all(spec)
+        run_all(path)
     assert ReleaseStore(spec.store.uri).releases() == []
     assert statuses(spec) == ["spent"]
 
@@ -117,19 +112,40 @@ def test_value_outside_domain_is_refused_and_not_charged(spec_factory, tmp_path)
     df.loc[3, "age"] = 250
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    spec = load_spec(spec_factory(source={"kind": "csv", "path": str(bad)}))
+    path = spec_factory(source={"kind": "csv", "path": str(bad)})
+    spec = load_spec(path)
     with pytest.raises(SchemaMismatchError, match="'age': has values outside the declared bounds"):
-        run_all(spec)
+        run_all(path)
     assert statuses(spec) == ["voided"]
     assert ReleaseStore(spec.store.uri).releases() == []
     assert not list((spec.workspace.path / "runs").glob("*/split/*"))
 
 
 def test_exhausted_budget_refuses_before_reading(spec_factory):
-    spec = load_spec(spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
-                                           "budget": {"epsilon": 10.0, "delta": 1e-5}}))
-    run_all(spec)
+    path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
+                                           "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    spec = load_spec(path)
+    run_all(path)
     with pytest.raises(BudgetExceededError, match="spent epsilon 6 of 10"):
-        run_all(spec)
+        run_all(path)
     assert statuses(spec) == ["committed"]
     assert len(ReleaseStore(spec.store.uri).releases()) == 1
+
+
+def test_unexpected_errors_are_replaced_by_a_typed_error_without_details(spec_factory, monkeypatch):
+    from synthrelease.errors import StepFailedError
+
+    path = spec_factory()
+    spec = load_spec(path)
+
+    def boom(*_args, **_kwargs):
+        raise KeyError("Alice-SECRET-VALUE")
+
+    monkeypatch.setitem(run.STEPS, "check", boom)
+    with pytest.raises(StepFailedError) as info:
+        run_all(path)
+    assert "KeyError" in str(info.value) and "SECRET" not in str(info.value)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+    errors = list((spec.workspace.path / "runs").glob("*/error.txt"))
+    assert len(errors) == 1 and "Alice-SECRET-VALUE" in errors[0].read_text()  # private only
+    assert statuses(spec) == ["spent"]
