@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
 
-.PHONY: install demo test bench clean
+.PHONY: install demo test bench up down clean
 
 install: $(STAMP)
 
@@ -22,7 +22,14 @@ demo: install
 	$(BIN)/synthrelease budget show --spec configs/adult.yaml
 
 test: install
+	scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest -q
+
+up: install            # local Prefect server + worker + deployments (127.0.0.1:4200)
+	scripts/stack.sh up
+
+down:
+	scripts/stack.sh down
 
 bench: install
 	$(BIN)/python bench/bench_mst.py

@@ -125,10 +125,29 @@ class BudgetLedger:
     def __init__(self, url: str) -> None:
         try:
             self.engine = _make_engine(url)
-            metadata.create_all(self.engine)
+            for attempt in range(3):  # concurrent first use may race on CREATE TABLE
+                try:
+                    metadata.create_all(self.engine)
+                    break
+                except SQLAlchemyError:
+                    if attempt == 2:
+                        raise
             self._migrate()
         except SQLAlchemyError as exc:
             raise LedgerError(f"budget ledger unreachable ({type(exc).__name__})") from None
+
+    def _ensure_table_row(self, dataset: str) -> None:
+        from sqlalchemy.exc import IntegrityError as DuplicateKey
+
+        try:
+            with self.engine.begin() as conn:
+                if conn.execute(select(tables.c.dataset).where(tables.c.dataset == dataset)).first():
+                    return
+                conn.execute(tables.insert().values(dataset=dataset, created_at=_now()))
+        except DuplicateKey:
+            pass  # another process registered it first
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"budget ledger write failed ({type(exc).__name__})") from None
 
     def _migrate(self) -> None:
         from sqlalchemy import inspect, text
@@ -161,16 +180,13 @@ class BudgetLedger:
         if not (epsilon > 0 and delta >= 0):
             raise LedgerError("a reservation needs epsilon > 0 and delta >= 0")
         rid = str(uuid.uuid4())
+        self._ensure_table_row(dataset)
         try:
             with self.engine.begin() as conn:
-                exists = conn.execute(
+                # Lock the table's row: concurrent reservations of one table serialise here.
+                conn.execute(
                     select(tables.c.dataset).where(tables.c.dataset == dataset).with_for_update()
-                ).first()
-                if exists is None:
-                    conn.execute(tables.insert().values(dataset=dataset, created_at=_now()))
-                    conn.execute(
-                        select(tables.c.dataset).where(tables.c.dataset == dataset).with_for_update()
-                    )
+                )
                 used_eps, used_delta = conn.execute(
                     select(
                         func.coalesce(func.sum(spends.c.epsilon), 0.0),
