@@ -38,6 +38,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     pipeline.preflight(spec)  # fail fast, before Prefect starts
+    if args.engine == "direct":
+        from synthrelease.run import run_release
+
+        return _report(run_release(str(Path(args.spec).resolve())))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -49,15 +53,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     logger.info("starting flow 'release'", extra={"spec": args.spec})
     state = release(str(Path(args.spec).resolve()), return_state=True)
     if state.is_completed():
-        summary = state.result()
-        _out(f"release {summary['release_id']} published")
-        _out(f"epsilon spent: {summary['epsilon']:g} (delta {summary['delta']:g})")
-        _out("gate: passed")
-        return 0
+        return _report(state.result())
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, BaseException):
         raise exc
     raise SynthReleaseError(f"flow 'release' ended {state.type.value}")
+
+
+def _report(summary: dict) -> int:
+    _out(f"release {summary['release_id']} published")
+    _out(f"epsilon spent: {summary['epsilon']:g} (delta {summary['delta']:g})")
+    _out("gate: passed")
+    return 0
 
 
 def _use_server_or_ephemeral() -> None:
@@ -255,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run a release (Prefect flow, no server needed)")
     run.add_argument("spec", help="release spec (YAML)")
+    run.add_argument("--engine", choices=("prefect", "direct"), default="prefect",
+                     help="'prefect' (default): the Prefect flow, ephemeral unless a server "
+                     "answers; 'direct': the same steps in this process, without Prefect")
     run.set_defaults(func=cmd_run)
 
     spec = sub.add_parser("spec", help="draft or check release specs").add_subparsers(

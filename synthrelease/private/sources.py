@@ -212,3 +212,90 @@ def load_raw(source: CsvSource | ParquetSource, *, label: str) -> SensitiveTable
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise SourceError(f"{describe(source)}: cannot parse ({type(exc).__name__})") from None
     return SensitiveTable(frame, label=label)
+
+
+# ---------------------------------------------------------------------------- domain rules
+_BOOL_TEXT = {"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n", "1.0", "0.0"}
+
+
+def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, pd.Series | None]:
+    """(null, bad, clipped values or None): which rows break the declared domain."""
+    null = values.isna()
+    present = ~null
+    if isinstance(spec, CategoricalColumn):
+        bad = present & ~values.astype(str).isin(spec.categories) if spec.other is None else present & False
+        return null, bad, None
+    if isinstance(spec, BooleanColumn):
+        text = values.astype(str).str.strip().str.lower()
+        bad = present & ~(values.map(lambda v: isinstance(v, bool)) | text.isin(_BOOL_TEXT))
+        return null, bad, None
+    if getattr(spec, "type", None) == "datetime":
+        stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+        if getattr(stamps.dt, "tz", None) is not None:
+            stamps = stamps.dt.tz_convert(None)
+        unparsable = present & stamps.isna()
+        lo, hi = pd.Timestamp(spec.lower), pd.Timestamp(spec.upper)
+        outside = present & ~unparsable & ((stamps < lo) | (stamps > hi))
+        return null, unparsable | outside, stamps.clip(lo, hi).where(~unparsable, values)
+    numbers = pd.to_numeric(values, errors="coerce")
+    unparsable = present & numbers.isna()
+    outside = present & ~unparsable & ((numbers < spec.lower) | (numbers > spec.upper))
+    return null, unparsable | outside, numbers.clip(spec.lower, spec.upper).where(~unparsable, values)
+
+
+def enforce_domain(
+    table: SensitiveTable, columns: Mapping[str, object]
+) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
+    """Apply each column's out-of-domain rule (refuse / clip / drop).
+
+    Clipping and dropping act on each row alone, so neighbouring tables stay neighbours
+    and the DP guarantee is unchanged. The counts returned are real-data statistics:
+    they go to the internal report only. Errors name the column and the rule, never a
+    value or a count.
+    """
+    frame = table.reveal().copy()
+    keep = pd.Series(True, index=frame.index)
+    counts: dict[str, dict[str, int]] = {}
+    for name, spec in columns.items():
+        null, bad, clipped = _violations(frame[name], spec)
+        bad_null = null & (not getattr(spec, "nullable", False))
+        policy = spec.policy
+        if policy == "clip" and clipped is not None:
+            unclippable = bad & (pd.to_numeric(frame[name], errors="coerce").isna()
+                                 if getattr(spec, "type", None) == "numerical"
+                                 else pd.to_datetime(frame[name], errors="coerce", format="mixed").isna())
+            if unclippable.any():
+                raise SchemaMismatchError(
+                    f"column {name!r}: has values that are not "
+                    f"{'numbers' if spec.type == 'numerical' else 'dates/times'} (cannot clip them; "
+                    "set out_of_domain: drop to drop such rows)"
+                )
+            if bad_null.any():
+                raise SchemaMismatchError(f"column {name!r}: has nulls but the schema declares nullable: false")
+            changed = int(bad.sum())
+            if changed:
+                frame[name] = clipped.where(bad, frame[name])
+            counts[name] = {"clipped": changed, "dropped": 0}
+        elif policy == "drop":
+            drop = bad | bad_null
+            keep &= ~drop
+            counts[name] = {"clipped": 0, "dropped": int(drop.sum())}
+        else:
+            if bad_null.any():
+                raise SchemaMismatchError(f"column {name!r}: has nulls but the schema declares nullable: false")
+            if bad.any():
+                what = {
+                    "categorical": "values outside the declared category set (declare them, set "
+                    "'other' to bucket them, or out_of_domain: drop)",
+                    "boolean": "values that are not booleans",
+                }.get(getattr(spec, "type", ""), "values outside the declared bounds or type")
+                raise SchemaMismatchError(f"column {name!r}: has {what}")
+            counts[name] = {"clipped": 0, "dropped": 0}
+    frame = frame[keep].reset_index(drop=True)
+    return SensitiveTable(frame, label=table.label), counts
+
+
+def require_rows(table: SensitiveTable, *, what: str, minimum: int = 1) -> None:
+    """Refuse a table part with too few rows (says which part, not how many rows)."""
+    if table.reveal().shape[0] < minimum:
+        raise SchemaMismatchError(f"{what} has too few rows to release from")
