@@ -129,6 +129,16 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
     ledger = _ledger(args)
     try:
         rows = ledger.summary()
+        if args.entries:
+            entries = ledger.entries()
+            if args.json:
+                _out(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+                return 0
+            _out(f"{'table':<20}{'run':<28}{'epsilon':>9}{'delta':>10}  {'status':<10} reason")
+            for e in entries:
+                _out(f"{e.dataset:<20}{e.run_id:<28}{e.epsilon:>9.4g}{e.delta:>10.3g}  "
+                     f"{e.status:<10} {e.reason or ''}")
+            return 0
         if args.json:
             _out(json.dumps([r.__dict__ for r in rows], indent=2))
             return 0
@@ -289,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--spec", help="use the ledger of this spec's workspace")
     show.add_argument("--workspace", default=".synthrelease/workspace")
     show.add_argument("--json", action="store_true")
+    show.add_argument("--entries", action="store_true",
+                      help="one line per reservation: status (committed, spent, reserved, "
+                      "voided) and reason")
     show.set_defaults(func=cmd_budget_show)
 
     rel = sub.add_parser("releases", help="published releases").add_subparsers(

@@ -60,3 +60,6 @@ def test_sigkill_at_each_stage(stage, spec_factory, capsys):
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("small"))
     assert row.split()[-3:] == ["1", "0", "0"]  # one spent, none open, none voided
+    assert main(["budget", "show", "--spec", str(path), "--entries"]) == 0
+    out = capsys.readouterr().out
+    assert "spent" in out and "run died" in out and "committed" in out
