@@ -6,6 +6,7 @@ imported inside the functions that use them, so importing this package stays fas
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from types import MappingProxyType
@@ -17,21 +18,37 @@ from synthrelease.generators.mst import MSTGenerator
 from synthrelease.spec import GENERATOR_NAMES, GeneratorSpec
 
 GENERATORS: Mapping[str, type[DPGenerator]] = MappingProxyType({"mst": MSTGenerator})
+# Generators on heavy engines (torch/opacus), imported on first use: "module:Class".
+LAZY_GENERATORS: Mapping[str, str] = MappingProxyType(
+    {"dpsgd": "synthrelease.generators.dpsgd:DPSGDGenerator"}
+)
 
 
 def _generator_class(name: str) -> type[DPGenerator]:
     if name in GENERATORS:
         return GENERATORS[name]
+    if name in LAZY_GENERATORS:
+        module, _, attr = LAZY_GENERATORS[name].partition(":")
+        return getattr(importlib.import_module(module), attr)
     if name in GENERATOR_NAMES:
         raise GeneratorError(f"generator {name!r} is not available yet")
-    raise GeneratorError(f"unknown generator {name!r}; known: {', '.join(GENERATORS)}")
+    known = ", ".join([*GENERATORS, *LAZY_GENERATORS])
+    raise GeneratorError(f"unknown generator {name!r}; known: {known}")
 
 
 def build_generator(
-    spec: GeneratorSpec, columns: Mapping[str, Any], *, epsilon: float, delta: float
+    spec: GeneratorSpec, columns: Mapping[str, Any], *, epsilon: float, delta: float,
+    domain_share: float | None = None,
 ) -> DPGenerator:
-    """An unfitted generator for a spec's ``generator`` section (params validated)."""
+    """An unfitted generator for a spec's ``generator`` section (params validated).
+
+    ``domain_share`` (``privacy.domain_share``) reaches generators that estimate
+    undeclared domains with DP (class attribute ``estimates_domains``).
+    """
     cls = _generator_class(spec.name)
+    if domain_share and getattr(cls, "estimates_domains", False):
+        return cls(columns, epsilon=epsilon, delta=delta, params=spec.params,  # type: ignore[call-arg]
+                   domain_share=domain_share)
     return cls(columns, epsilon=epsilon, delta=delta, params=spec.params)
 
 
@@ -45,4 +62,4 @@ def load_generator(path: Path | str) -> DPGenerator:
     return _generator_class(str(name)).load(path)
 
 
-__all__ = ["GENERATORS", "DPGenerator", "MSTGenerator", "build_generator", "load_generator"]
+__all__ = ["GENERATORS", "LAZY_GENERATORS", "DPGenerator", "MSTGenerator", "build_generator", "load_generator"]

@@ -150,18 +150,22 @@ class DPGenerator(ABC):
             with np.load(path / ARRAYS_FILE, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
         except (OSError, ValueError) as exc:
-            raise GeneratorError(f"cannot read a generator from {path}: {type(exc).__name__}") from None
-        if doc.get("generator") != cls.name:
             raise GeneratorError(
-                f"{path} holds generator {doc.get('generator')!r}, not {cls.name!r}"
-            )
+                f"cannot read a generator from {path}: {type(exc).__name__}"
+            ) from None
+        if not isinstance(doc, dict) or doc.get("generator") != cls.name:
+            found = doc.get("generator") if isinstance(doc, dict) else None
+            raise GeneratorError(f"{path} holds generator {found!r}, not {cls.name!r}")
         if doc.get("format_version") != FORMAT_VERSION:
-            raise GeneratorError(f"{path}: unsupported format version {doc.get('format_version')!r}")
+            version = doc.get("format_version")
+            raise GeneratorError(f"{path}: unsupported format version {version!r}")
         try:
             columns = {n: _COLUMN.validate_python(c) for n, c in doc["columns"].items()}
-        except ValidationError:
-            raise GeneratorError(f"{path}: the stored column spec does not validate") from None
-        gen = cls(columns, epsilon=doc["epsilon"], delta=doc["delta"], params=doc["params"])
-        gen._restore(doc["state"], arrays)
-        gen.report = PrivacyReport.from_dict(doc["report"])
+            gen = cls(columns, epsilon=doc["epsilon"], delta=doc["delta"], params=doc["params"])
+            report = PrivacyReport.from_dict(doc["report"])
+        except (KeyError, TypeError, AttributeError, ValueError):
+            # ValidationError is a ValueError; messages may quote stored values: drop them.
+            raise GeneratorError(f"{path}: the stored generator metadata is malformed") from None
+        gen._restore(doc.get("state", {}), arrays)
+        gen.report = report
         return gen

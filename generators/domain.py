@@ -14,7 +14,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 
-from synthrelease.errors import SchemaMismatchError
+from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.spec import (
     BooleanColumn,
     CategoricalColumn,
@@ -166,6 +166,12 @@ class Discretiser:
     def __init__(self, columns: Mapping[str, object], *, default_bins: int = DEFAULT_BINS):
         self.coders: dict[str, ColumnCoder] = {}
         for name, spec in columns.items():
+            if not getattr(spec, "declared", True):
+                raise GeneratorError(
+                    f"column {name!r}: its bounds/categories are not declared; this step "
+                    "needs a declared domain (only the dpsgd generator estimates undeclared "
+                    "domains with DP, from privacy.domain_share)"
+                )
             self.coders[name] = ColumnCoder(name, spec, _bins_for(spec, default_bins))
 
     @property

@@ -14,10 +14,11 @@ The recipe, with rho = cdp_rho(epsilon, delta) split in thirds (plain arithmetic
    (mirror descent, warm-started from the independence model of step 2).
 
 **Sensitive rows**: only :func:`_encode_rows` reads them (through ``table.reveal()``);
-:func:`_counts` turns its codes into exact counts, and only :func:`_measure` (adds
-Gaussian noise) and :func:`_select` (exponential mechanism) use those counts. All noise
-comes from the :class:`NoiseSource` passed to :meth:`MSTGenerator.fit`. Everything after
-that is post-processing of DP outputs, and sampling uses the caller's generator.
+:meth:`MSTGenerator.fit` holds their integer codes until the last measurement and drops
+them; :func:`_counts` turns codes into exact counts, which only :func:`_measure` (adds
+Gaussian noise) and :func:`_select` (exponential mechanism) use. All noise comes from the
+:class:`NoiseSource` passed to ``fit``. Everything after that (estimation in
+``mst_estimate``, sampling with the caller's generator) is post-processing of DP outputs.
 """
 
 from __future__ import annotations
@@ -36,16 +37,21 @@ from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.base import DPGenerator, GeneratorParams
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
-from synthrelease.generators.mst_model import TreeModel, estimate_tree_model
+from synthrelease.generators.mst_estimate import estimate_tree_model
+from synthrelease.generators.mst_model import TreeModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 
 logger = logging.getLogger(__name__)
 
+# Noise scales are rounded up by this relative margin so that floating-point rounding can
+# never make the reported spend exceed the requested epsilon.
+_MARGIN = 1e-12
+
 
 class MSTParams(GeneratorParams):
-    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="default bins per numeric column")
-    iters: int = Field(default=500, ge=1, le=100_000, description="estimation iterations")
+    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+    iters: int = Field(default=2000, ge=1, le=100_000, description="estimation iterations")
     compress: bool = Field(default=True, description="merge 1-way cells below 3 sigma")
 
 
@@ -91,7 +97,7 @@ def _select(
     for a, b in pairs:
         xhat = np.outer(indep[a], indep[b]).ravel() / total
         score[a, b] = float(np.abs(_counts(codes, (a, b), sizes) - xhat).sum())
-    eps = math.sqrt(8.0 * rho / (d - 1))  # each round is eps-DP = eps^2/8-zCDP
+    eps = _em_epsilon(rho, d)  # each round: eps-DP exponential mechanism = eps^2/8-zCDP
     component = list(range(d))
     edges: list[tuple[int, int]] = []
     for _ in range(d - 1):
@@ -113,6 +119,16 @@ def _split(rho: float, d: int) -> tuple[float, float, float]:
     if d == 2:
         return rho / 2, 0.0, rho / 2
     return rho / 3, rho / 3, rho / 3
+
+
+def _gaussian_sigma(rho: float, count: int) -> float:
+    """Noise scale for ``count`` sensitivity-1 marginals costing ``rho`` together."""
+    return math.sqrt(count / (2.0 * rho)) * (1 + _MARGIN)
+
+
+def _em_epsilon(rho: float, d: int) -> float:
+    """Per-round epsilon of the d - 1 selection rounds costing ``rho`` together."""
+    return math.sqrt(8.0 * rho / (d - 1)) * (1 - _MARGIN)
 
 
 def _compress(y: np.ndarray, threshold: float) -> np.ndarray:
@@ -165,6 +181,8 @@ class MSTGenerator(DPGenerator):
         self.model: TreeModel | None = None
 
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
+        """READS SENSITIVE ROWS (once, via :func:`_encode_rows`); spends exactly
+        cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         if not isinstance(table, SensitiveTable):
             raise GeneratorError("mst.fit takes a SensitiveTable")
         if not isinstance(noise, NoiseSource):
@@ -176,7 +194,7 @@ class MSTGenerator(DPGenerator):
         codes = _encode_rows(table, disc)
         rho1, rho_sel, rho2 = _split(cdp_rho(epsilon=self.epsilon, delta=self.delta), d)
 
-        sigma1 = math.sqrt(d / (2.0 * rho1))
+        sigma1 = _gaussian_sigma(rho1, d)
         y1 = _measure(codes, [(i,) for i in range(d)], sizes, sigma=sigma1, noise=noise)
         total1 = _total(y1, [sigma1] * d)
         maps = [_compress(y, 3 * sigma1) if p.compress else np.arange(y.size) for y in y1]
@@ -190,7 +208,7 @@ class MSTGenerator(DPGenerator):
         edges = [(0, 1)] if d == 2 else []
         if d > 2:
             edges = _select(ccodes, csizes, indep, total1, rho=rho_sel, noise=noise)
-        sigma2 = math.sqrt(len(edges) / (2.0 * rho2)) if edges else 0.0
+        sigma2 = _gaussian_sigma(rho2, len(edges)) if edges else 0.0
         y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
         del codes, ccodes  # nothing below reads rows
         logger.info("mst: selected tree %s", [(disc.names[a], disc.names[b]) for a, b in edges])
@@ -202,16 +220,17 @@ class MSTGenerator(DPGenerator):
         )
         lines = [BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian")]
         if d > 2:
-            eps_em = math.sqrt(8.0 * rho_sel / (d - 1))
+            eps_em = _em_epsilon(rho_sel, d)
             lines.append(BudgetLine("tree selection", (d - 1) * eps_em**2 / 8,
                                     "exponential mechanism (Gumbel-max)"))
         if edges:
             lines.append(BudgetLine("2-way marginals", len(edges) / (2 * sigma2**2), "Gaussian"))
         report = PrivacyReport.from_lines(lines, delta=self.delta)
-        if report.epsilon > self.epsilon * (1 + 1e-9):
+        if report.epsilon > self.epsilon:
             raise GeneratorError("mst spent more than its epsilon (accounting bug)")
         self.report = report
-        logger.info("mst: fitted in %.1f s, epsilon %.4g", time.perf_counter() - start, report.epsilon)
+        logger.info("mst: fitted in %.1f s, epsilon %.4g",
+                    time.perf_counter() - start, report.epsilon)
         return report
 
     @property
@@ -222,6 +241,7 @@ class MSTGenerator(DPGenerator):
         return self.model.total
 
     def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` decoded rows from the fitted model (post-processing; reads no data)."""
         num_rows = self._check_rows(num_rows)
         self._require_fitted()
         if not isinstance(rng, np.random.Generator):

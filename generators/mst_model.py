@@ -1,7 +1,7 @@
-"""The tree-shaped graphical model MST estimates, its sampler and its stored form.
+"""The tree-shaped graphical model MST estimates: sampler, stored form, exact inference.
 
-Reads no sensitive rows: :func:`estimate_tree_model` sees only noisy (DP) measurements,
-and a :class:`TreeModel` holds only their post-processing. Sampling uses the caller's
+Reads no sensitive rows: a :class:`TreeModel` holds only post-processing of noisy (DP)
+measurements. Sampling uses the caller's
 ``numpy.random.Generator`` (never the global one, unlike ``mbi``'s own
 ``synthetic_data``), so a saved and re-loaded model draws identical rows from the same
 generator state. Stored form: JSON metadata plus plain float/int arrays (no pickle).
@@ -9,13 +9,10 @@ generator state. Stored form: JSON metadata plus plain float/int arrays (no pick
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import logging
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -101,15 +98,35 @@ class TreeModel:
                 maps=tuple(np.asarray(arrays[f"map_{i}"], dtype=np.int64) for i in range(d)),
                 edges=tuple((int(a), int(b)) for a, b in meta["edges"]),
                 one_way=tuple(np.asarray(arrays[f"one_way_{i}"], float) for i in range(d)),
-                edge_marginals=tuple(np.asarray(arrays[f"edge_{k}"], float) for k in range(n_edges)),
+                edge_marginals=tuple(
+                    np.asarray(arrays[f"edge_{k}"], float) for k in range(n_edges)
+                ),
                 cliques=tuple(tuple(int(a) for a in c) for c in meta["cliques"]),
-                potentials=tuple(np.asarray(arrays[f"potential_{k}"], float) for k in range(n_cliques)),
+                potentials=tuple(
+                    np.asarray(arrays[f"potential_{k}"], float) for k in range(n_cliques)
+                ),
                 total=float(meta["total"]),
             )
         except (KeyError, TypeError, ValueError):
             raise GeneratorError("the stored MST model is incomplete or malformed") from None
-        model._steps()  # validates the tree
+        model._validate()
         return model
+
+    def _validate(self) -> None:
+        sizes = self.sizes
+        ok = (
+            len(self.maps) == len(self.one_way) == len(sizes)
+            and all(m.ndim == 1 and m.size and m.min() >= 0 and m.max() + 1 == s
+                    for m, s in zip(self.maps, sizes))
+            and all(p.shape == (s,) for p, s in zip(self.one_way, sizes))
+            and len(self.edge_marginals) == len(self.edges)
+            and all(0 <= a < b < len(sizes) and m.shape == (sizes[a], sizes[b])
+                    for (a, b), m in zip(self.edges, self.edge_marginals))
+            and all(np.isfinite(x).all() for x in (*self.one_way, *self.edge_marginals))
+        )
+        if not ok:
+            raise GeneratorError("the stored MST model is inconsistent")
+        self._steps()  # the edges must form a spanning tree
 
 
 def _draw(parents: np.ndarray, joint: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -147,111 +164,53 @@ def _decompress(codes: np.ndarray, mapping: np.ndarray, rng: np.random.Generator
     return out
 
 
-# --------------------------------------------------------------------------- estimation
-def estimate_tree_model(
-    sizes: list[int],
-    maps: list[np.ndarray],
-    edges: list[tuple[int, int]],
-    *,
-    one_way: tuple[list[np.ndarray], list[np.ndarray], float],
-    two_way: tuple[list[np.ndarray], float],
+# --------------------------------------------------------------------------- inference
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def tree_marginals(
+    sizes: Sequence[int],
+    edges: Sequence[tuple[int, int]],
+    log_potentials: Sequence[np.ndarray],
     total: float,
-    warm: list[np.ndarray],
-    iters: int,
-) -> TreeModel:
-    """Fit the graphical model to DP measurements with mbi's mirror descent.
+) -> list[np.ndarray]:
+    """Exact edge marginals (scaled to ``total``) of a tree-shaped model with log-space
+    pairwise potentials ``log_potentials[k]`` of shape ``(sizes[a], sizes[b])`` for
+    ``edges[k] = (a, b)``: two passes of sum-product message passing, in numpy."""
+    adjacent: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(sizes))}
+    for k, (a, b) in enumerate(edges):
+        adjacent[a].append((b, k))
+        adjacent[b].append((a, k))
+    order, up = [0], {0: (-1, -1)}
+    for u in order:
+        for v, k in adjacent[u]:
+            if v not in up:
+                up[v] = (u, k)
+                order.append(v)
+    if len(order) != len(sizes) or len(edges) != len(sizes) - 1:
+        raise GeneratorError("the model's edges do not form a spanning tree")
+    message: dict[tuple[int, int], np.ndarray] = {}  # (edge, into node) -> log message
 
-    ``one_way = (noisy counts, per-cell weights, sigma)`` on the compressed domain (a
-    merged cell of k originals has weight 1/k); ``two_way = (noisy counts, sigma)`` on the
-    tree edges; ``warm`` is the independence model used for selection.
-    """
-    ys1, ws1, sigma1 = one_way
-    ys2, sigma2 = two_way
-    d = len(sizes)
-    if not edges:  # one column: the independence fit is the estimate
-        p = np.asarray(warm[0], float)
-        return TreeModel((sizes[0],), (maps[0],), (), (p / p.sum(),), (), ((0,),),
-                         (np.log(np.maximum(p, 1e-2)),), float(total))
-    estimator = _mirror_descent()
-    from mbi import CliqueVector, Domain, Factor, LinearMeasurement
-    from mbi.marginal_loss import WeightedQuery
+    def into(node: int, skip: int) -> np.ndarray:
+        out = np.zeros(sizes[node])
+        for _, k in adjacent[node]:
+            if k != skip:
+                out = out + message[k, node]
+        return out
 
-    start = time.perf_counter()
-    names = [f"c{i}" for i in range(d)]
-    domain = Domain(names, sizes)
-    measurements = []
-    for i, (y, w) in enumerate(zip(ys1, ws1)):
-        if np.all(w == 1.0):
-            measurements.append(LinearMeasurement(y, (names[i],), stddev=sigma1))
-        else:
-            c = np.sqrt(w)
-            measurements.append(
-                LinearMeasurement(y * c, (names[i],), stddev=sigma1, query=WeightedQuery(c))
-            )
-    for (a, b), y in zip(edges, ys2):
-        measurements.append(LinearMeasurement(y, (names[a], names[b]), stddev=sigma2))
-    one = [(n,) for n in names]
-    tables = {
-        (n,): Factor(domain.project((n,)), np.log(np.maximum(np.asarray(x, float), 1e-2)))
-        for n, x in zip(names, warm)
-    }
-    warm_start = CliqueVector(domain, one, tables)
-    model = estimator.estimate(
-        domain, measurements, known_total=float(total), iters=int(iters), warm_start=warm_start
-    )
-    # Read the fitted marginals in numpy: mbi's eager projections compile one tiny
-    # program per shape.
-    fitted = {cl: np.asarray(model.marginals[cl].values, dtype=float) for cl in model.marginals.cliques}
-    edge_marginals = tuple(_oriented(fitted, names[a], names[b]) for a, b in edges)
-    one_way_marg = tuple(
-        next(m.sum(axis=1) if a == i else m.sum(axis=0) for (a, b), m in zip(edges, edge_marginals) if i in (a, b))
-        for i in range(d)
-    )
-    index = {n: i for i, n in enumerate(names)}
-    cliques = tuple(tuple(index[a] for a in cl) for cl in model.potentials.cliques)
-    potentials = tuple(
-        np.asarray(model.potentials[cl].values, dtype=float) for cl in model.potentials.cliques
-    )
-    logger.info("mst: estimated %d cliques in %.1f s (%d iterations)",
-                len(cliques), time.perf_counter() - start, iters)
-    return TreeModel(tuple(sizes), tuple(maps), tuple(edges), one_way_marg, edge_marginals,
-                     cliques, potentials, float(total))
+    def send(k: int, src: int, dst: int) -> None:
+        table = log_potentials[k] if edges[k][0] == src else log_potentials[k].T
+        message[k, dst] = _logsumexp(table + into(src, k)[:, None], axis=0)
 
-
-def _oriented(fitted: dict[tuple[str, ...], np.ndarray], a: str, b: str) -> np.ndarray:
-    """The (a, b) marginal, axes in that order, from the fitted clique marginals."""
-    if (a, b) in fitted:
-        return fitted[a, b]
-    if (b, a) in fitted:
-        return fitted[b, a].T
-    raise GeneratorError("the estimated model lacks a tree edge")
-
-
-@functools.cache
-def _mirror_descent() -> Any:
-    """mbi's MirrorDescent, with its set-up and final oracle calls compiled as one program
-    each (mbi runs them op by op: ~10 s of tiny compilations on a CPU) and the
-    Shafer-Shenoy oracle (about half the compile time of Hugin here, same result)."""
-    import jax
-
-    jax.config.update("jax_enable_x64", True)
-    jax.config.update("jax_enable_compilation_cache", False)
-    from mbi import estimation, marginal_oracles
-
-    @dataclasses.dataclass(frozen=True)
-    class CompiledMirrorDescent(estimation.MirrorDescent):
-        def _init(self, domain, loss_fn, known_total, *, warm_start=None, constraints=()):
-            init = super()._init
-
-            def run(lf: Any, total: Any, warm: Any) -> Any:
-                return init(domain, lf, total, warm_start=warm, constraints=constraints)
-
-            return jax.jit(run)(loss_fn, known_total, warm_start)
-
-        def _finalize(self, state, known_total, constraints=()):
-            finalize = super()._finalize
-            return jax.jit(lambda st, total: finalize(st, total, constraints=constraints))(
-                state, known_total
-            )
-
-    return CompiledMirrorDescent(marginal_oracle=marginal_oracles.message_passing_shafer_shenoy)
+    for v in reversed(order[1:]):
+        send(up[v][1], v, up[v][0])
+    for v in order[1:]:
+        send(up[v][1], up[v][0], v)
+    result = []
+    for k, (a, b) in enumerate(edges):
+        logp = log_potentials[k] + into(a, k)[:, None] + into(b, k)[None, :]
+        p = np.exp(logp - logp.max())
+        result.append(p * (total / p.sum()))
+    return result

@@ -58,8 +58,10 @@ class NoiseSource:
         elif mode == "seeded":
             if seed is None:
                 raise GeneratorError("a seeded noise source needs a seed")
+            self._rng = np.random.Generator(np.random.PCG64(seed))
+            # Children of the same seed (spawn keys (0,), (1,), ...) feed post-processing;
+            # they are independent of the noise stream above.
             self._seed_seq = np.random.SeedSequence(seed)
-            self._rng = np.random.Generator(np.random.PCG64(self._seed_seq.spawn(1)[0]))
         else:
             raise GeneratorError(f"unknown noise mode {mode!r}; use 'secure' or 'seeded'")
         self._mode = mode

@@ -177,6 +177,7 @@ def cmd_releases_list(args: argparse.Namespace) -> int:
 def _datasheets(store, name: str, manifest: dict) -> list[tuple[str, str]]:
     rels = [r for r in manifest.get("files", {})
             if r.rsplit("/", 1)[-1].lower().startswith("datasheet")]
+    rels = [r for r in rels if r.endswith(".md")] or rels  # the readable form, if there is one
     return [(r, store.read_verified(name, manifest["version"], r).decode("utf-8", "replace"))
             for r in sorted(rels)]
 

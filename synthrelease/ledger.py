@@ -160,6 +160,8 @@ class BudgetLedger:
     @classmethod
     def sqlite(cls, path: Path) -> "BudgetLedger":
         path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # owner-only from the start
         return cls(f"sqlite:///{path}")
 
     def close(self) -> None:

@@ -33,6 +33,8 @@ TOUCHED = "touched"
 PRIVACY_FILE = "privacy.json"
 FIGURES_FILE = "figures.json"
 VERDICT_FILE = "verdict.json"
+DATA_DOCS_DIR = "data_docs"  # GX Data Docs, inside the run's private report folder
+DOMAIN_FILE = "domain.json"
 
 
 @dataclass(frozen=True)
@@ -136,23 +138,34 @@ def train(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     """Load, check the domain, split, fit the DP generator. Returns the DP accounting."""
     from synthrelease.generators import build_generator
     from synthrelease.generators.noise import make_noise
-    from synthrelease.private.sources import check_domain, load_table
+    from synthrelease.private.sources import check_domain, enforce_domain, load_table, require_rows
     from synthrelease.private.workspace import split_table
 
     paths = run_paths(spec, run_id)
     ws = Workspace(spec.workspace.path)
     noise = make_noise(spec.privacy)
     discretiser = _discretiser(spec)
-    table = load_table(spec.source, spec.columns, label=spec.name)
-    check_domain(table, discretiser)
+
+    def prepared(source: Any, label: str, what: str):
+        table, counts = enforce_domain(load_table(source, spec.columns, label=label), spec.columns)
+        check_domain(table, discretiser)  # guard: every row now encodes
+        require_rows(table, what=what)
+        return table, counts
+
+    table, counts = prepared(spec.source, spec.name, f"table {spec.name!r}")
+    domain = {"source": counts}
     if spec.holdout.source is not None:
-        holdout = load_table(spec.holdout.source, spec.columns, label=f"{spec.name}:holdout")
-        check_domain(holdout, discretiser)
+        holdout, domain["holdout"] = prepared(
+            spec.holdout.source, f"{spec.name}:holdout", "the holdout source"
+        )
         train_part = table
     else:
         train_part, holdout = split_table(
             table, fraction=float(spec.holdout.fraction or 0.2), rng=noise.post_processing_rng()
         )
+        require_rows(holdout, what=f"the holdout part of table {spec.name!r}")
+        require_rows(train_part, what=f"the training part of table {spec.name!r}")
+    _write_json(paths.root / DOMAIN_FILE, domain)  # private: real-data counts
     ws.save_table(train_part, paths.train)
     ws.save_table(holdout, paths.holdout)
     generator = build_generator(
@@ -163,8 +176,20 @@ def train(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     report = generator.fit(train_part, noise=noise)
     tighten(generator.save(paths.model))
     privacy = report.to_dict()
+    _warn_on_delta(spec, generator)
     _write_json(paths.root / PRIVACY_FILE, privacy)
     return privacy
+
+
+def _warn_on_delta(spec: ReleaseSpec, generator: Any) -> None:
+    """delta should be well below 1/n; n is private, so compare with the generator's own
+    DP estimate of it (post-processing: no extra budget)."""
+    estimate = getattr(generator, "estimated_rows", None)
+    if estimate and spec.privacy.delta * float(estimate) > 0.1:
+        log.warning(
+            "privacy.delta is not well below 1/n for this table (n estimated with DP); "
+            "choose delta <= 1/(10 n)", extra={"dataset": spec.name, "delta": spec.privacy.delta},
+        )
 
 
 def sample(spec: ReleaseSpec, run_id: str) -> str:
@@ -183,26 +208,54 @@ def sample(spec: ReleaseSpec, run_id: str) -> str:
 
 
 def check(spec: ReleaseSpec, run_id: str) -> str:
-    """Run the checks; figures go to the private report only. Returns the report path."""
+    """Run every check: the one step that reads real rows for validation (utility,
+    privacy attacks, copies) plus the GX suite on the synthetic table, with Data Docs in
+    the private report folder. Figures go to ``figures.json`` in the private workspace
+    (the gate reads them there; none crosses a task boundary). Returns that file's path.
+    """
     import pandas as pd
 
+    from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
     from synthrelease.generators.noise import make_noise
+    from synthrelease.validators.evaluation import Settings
     from synthrelease.validators.expectations import run_expectations
-    from synthrelease.validators.real import real_data_figures
+    from synthrelease.validators.real import evaluate_against_real
 
     paths = run_paths(spec, run_id)
     ws = Workspace(spec.workspace.path)
     synthetic = pd.read_parquet(paths.synthetic)
-    expectations = run_expectations(synthetic, spec.columns, expected_rows=spec.synthetic_rows)
-    figures = real_data_figures(
-        train=ws.load_table(paths.train, label=f"{spec.name}:train"),
-        holdout=ws.load_table(paths.holdout, label=f"{spec.name}:holdout"),
-        synthetic=synthetic,
-        discretiser=_discretiser(spec),
-        rng=make_noise(spec.privacy).post_processing_rng(),
+    columns = _validation_columns(spec, paths)
+    expectations = run_expectations(
+        synthetic, columns, expected_rows=spec.synthetic_rows,
+        data_docs=paths.report / DATA_DOCS_DIR,
     )
-    _write_json(paths.root / FIGURES_FILE, {"figures": figures, "expectations": expectations.to_dict()})
+    try:
+        evaluation = evaluate_against_real(
+            train=ws.load_table(paths.train, label=f"{spec.name}:train"),
+            holdout=ws.load_table(paths.holdout, label=f"{spec.name}:holdout"),
+            synthetic=synthetic,
+            discretiser=Discretiser(
+                columns, default_bins=int(spec.generator.params.get("bins", DEFAULT_BINS))
+            ),
+            target=spec.target,
+            rng=make_noise(spec.privacy).post_processing_rng(),
+            settings=Settings.from_gate(spec.gate),
+        ).to_dict()
+    except Exception as exc:  # noqa: BLE001 - fail closed: no figures, every check fails
+        log.warning("validation against real rows failed (%s)", type(exc).__name__)
+        evaluation = {"figures": {}, "details": {}, "errors": {"evaluation": type(exc).__name__}}
+    _write_json(paths.root / FIGURES_FILE, {**evaluation, "expectations": expectations.to_dict()})
     return str(paths.root / FIGURES_FILE)
+
+
+def _validation_columns(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
+    """The public domain the checks use: the spec's, or (when the spec leaves bounds or
+    categories to a DP estimate) the fitted generator's resolved columns."""
+    if all(getattr(c, "declared", True) for c in spec.columns.values()):
+        return dict(spec.columns)
+    from synthrelease.generators import load_generator
+
+    return dict(load_generator(paths.model).columns)
 
 
 def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
@@ -212,9 +265,12 @@ def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     from synthrelease.validators.report import write_internal_report
 
     paths = run_paths(spec, run_id)
+    details: dict[str, Any] = {}
+    errors: dict[str, str] = {}
     try:
         stored = json.loads((paths.root / FIGURES_FILE).read_text())
         figures = stored["figures"]
+        details, errors = dict(stored.get("details") or {}), dict(stored.get("errors") or {})
         exp = stored["expectations"]
         expectations = ExpectationResult(
             success=bool(exp["success"]),
@@ -223,12 +279,16 @@ def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
         )
     except (OSError, KeyError, ValueError, TypeError):
         figures, expectations = {}, None  # fail closed: every check then fails
-    verdict = evaluate_gate(figures=figures, expectations=expectations, gate=spec.gate)
+    verdict = evaluate_gate(
+        figures=figures, expectations=expectations, gate=spec.gate, target=spec.target
+    )
     privacy_file = paths.root / PRIVACY_FILE
     privacy = json.loads(privacy_file.read_text()) if privacy_file.exists() else {}
+    docs = paths.report / DATA_DOCS_DIR / "index.html"
     report = write_internal_report(
         paths.report, run_id=run_id, spec_name=spec.name, verdict=verdict,
-        figures=figures, expectations=expectations, privacy=privacy,
+        figures=figures, expectations=expectations, privacy=privacy, details=details,
+        errors=errors, data_docs=f"{DATA_DOCS_DIR}/index.html" if docs.exists() else None,
     )
     public = verdict.public_dict()
     public["report"] = str(report)
@@ -236,8 +296,40 @@ def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     return public
 
 
+def _datasheet_files(
+    spec: ReleaseSpec, paths: RunPaths, *, privacy: dict[str, Any], verdict: dict[str, Any]
+) -> dict[str, Path]:
+    """Write the public datasheet (JSON and Markdown) into the run folder; real-data
+    figures go in only when the spec opts in (``gate.publish_figures``)."""
+    import pandas as pd
+
+    from synthrelease.validators import datasheet as ds
+
+    figures = None
+    if spec.gate.publish_figures:
+        figures = json.loads((paths.root / FIGURES_FILE).read_text())["figures"]
+    sheet = ds.build_datasheet(
+        spec=spec, privacy=privacy, verdict=verdict, figures=figures,
+        synthetic=pd.read_parquet(paths.synthetic),
+    )
+    folder = paths.root / "datasheet"
+    _write_json(folder / ds.JSON_NAME, sheet)
+    markdown = folder / ds.MARKDOWN_NAME
+    fd = os.open(markdown, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(ds.datasheet_markdown(sheet))
+    return {ds.JSON_NAME: folder / ds.JSON_NAME, ds.MARKDOWN_NAME: markdown}
+
+
 def publish(spec: ReleaseSpec, run_id: str) -> str:
-    """Publish the synthetic table if (and only if) the gate passed. Returns the release id."""
+    """Publish if (and only if) the gate passed: the synthetic table, the spec's models
+    (trained on that table only), the DP generator if the spec opts in, and metadata.
+    Every file passes the leak firewall (provenance, file types, model lineage, a row
+    scan against the sensitive rows) before the release becomes visible. Returns its id.
+    """
+    from synthrelease.firewall import Artifact, Provenance
+    from synthrelease.models.release import model_entries, train_release_models
+
     paths = run_paths(spec, run_id)
     verdict = json.loads((paths.root / VERDICT_FILE).read_text())
     if not verdict.get("passed"):
@@ -251,16 +343,57 @@ def publish(spec: ReleaseSpec, run_id: str) -> str:
         )
     privacy = json.loads((paths.root / PRIVACY_FILE).read_text())
     created = dt.datetime.now(dt.timezone.utc)
+    store = ReleaseStore(spec.store.uri)
+    version = store.next_version(spec.name, created)
     table_rel = f"synthetic/{spec.name}.parquet"
+    files: dict[str, Artifact] = {table_rel: Artifact(paths.synthetic, Provenance.SYNTHETIC)}
+    files.update(train_release_models(
+        spec, table_rel=table_rel, table_path=paths.synthetic, out_dir=paths.root / "models",
+        release_id=f"{spec.name}@{version}", privacy=privacy,
+    ))
+    generator_files = {  # opt-in only; the firewall refuses them otherwise
+        f"generator/{f.name}": Artifact(f, Provenance.DP_GENERATOR)
+        for f in (sorted(paths.model.iterdir()) if spec.publish.generator else []) if f.is_file()
+    }
+    files.update(generator_files)
+    # issue 5: the public datasheet (validators/datasheet.py; no real-data figure unless opted in)
+    files.update({rel: Artifact(path, Provenance.METADATA) for rel, path in _datasheet_files(
+        spec, paths, privacy=privacy, verdict=verdict).items()})
+    row_scan = _internal_release_checks(spec, paths, files)
     manifest = build_manifest(
         spec, privacy=privacy, gate={k: v for k, v in verdict.items() if k != "report"},
-        tables=[table_rel], created=created,
+        tables=[table_rel], created=created, models=model_entries(spec),
+        generator_files=sorted(generator_files),
     )
-    version = ReleaseStore(spec.store.uri).publish(
-        spec.name, files={table_rel: paths.synthetic}, manifest=manifest, created=created,
-        readme=release_readme,
+    store.publish(
+        spec.name, files=files, manifest=manifest, created=created, readme=release_readme,
+        row_scan=row_scan, allow_generator=spec.publish.generator, version=version,
+        keep_last=spec.store.retention.keep_last,
     )
     return f"{spec.name}@{version}"
+
+
+def _internal_release_checks(spec: ReleaseSpec, paths: RunPaths, files: dict[str, Any]) -> Any:
+    """Against the sensitive rows, inside the workspace: the firewall's row scan of every
+    synthetic table (pass/fail), and the models' train-synthetic/test-real figures
+    (written to the run's private folder only)."""
+    from synthrelease.firewall import Provenance
+    from synthrelease.private.model_eval import evaluate_models
+    from synthrelease.private.rowscan import scan_tables
+
+    ws = Workspace(spec.workspace.path)
+    train = ws.load_table(paths.train, label=f"{spec.name}:train")
+    holdout = ws.load_table(paths.holdout, label=f"{spec.name}:holdout")
+    tables = {rel: a.path for rel, a in files.items() if a.provenance is Provenance.SYNTHETIC}
+    row_scan = scan_tables(tables, train=train, holdout=holdout, columns=spec.columns)
+    models = {
+        m.name: ((paths.root / "models" / m.name / "model.onnx").read_bytes(),
+                 json.loads((paths.root / "models" / m.name / "card.json").read_text()))
+        for m in spec.models
+    }
+    if models:
+        evaluate_models(models, holdout=holdout, out_dir=paths.root)
+    return row_scan
 
 
 def complete(spec: ReleaseSpec, reservation: str) -> None:

@@ -1,45 +1,65 @@
 """The release store: immutable, hashed releases behind an fsspec URI.
 
-Layout: ``<root>/<dataset>/<version>/`` holding ``manifest.json``, ``README.md`` and
-``synthetic/<dataset>.parquet``; ``<root>/<dataset>/LATEST`` names the newest version.
-A release is written under ``<dataset>/.staging-<id>/`` and moved into place only when
-complete, the manifest last; readers list only versions whose manifest exists.
+Backends: a local folder (default) or S3-compatible object storage (``s3://bucket/prefix``
+through s3fs; credentials and endpoint from the standard AWS environment variables,
+never from the spec). Layout::
+
+    <root>/index.html                    catalog of every release (regenerated)
+    <root>/<dataset>/LATEST              the version served as latest (one small object)
+    <root>/<dataset>/history.json        withdrawals and expiries (kept forever)
+    <root>/<dataset>/<version>/          manifest.json, README.md, synthetic/, models/, ...
+
+A version is visible only once its ``manifest.json`` exists, and the manifest is written
+last: locally the files are staged under ``<dataset>/.staging-<id>/`` and renamed into
+place; on object storage (no atomic rename) they are written in place and readers list
+only versions whose manifest exists. ``LATEST`` is replaced in one put. Every file passes
+the leak firewall (:mod:`synthrelease.firewall`) before anything is written
+(:mod:`synthrelease.publisher`); consumers' reads are in :mod:`synthrelease.consumer`.
 This module sees synthetic data and public metadata only.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-import io
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import fsspec
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
-from synthrelease.errors import IntegrityError, ReleaseNotFoundError, StoreError
+from synthrelease.errors import IntegrityError, ReleaseNotFoundError, StoreError, WithdrawnError
+from synthrelease.firewall import sha256_path
 from synthrelease.spec import NAME_RE
 
+if TYPE_CHECKING:  # pragma: no cover
+    from synthrelease.models.runtime import ReleasedModel
+
+log = logging.getLogger(__name__)
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
+CATALOG = "index.html"
 
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+sha256_file = sha256_path
+
+
+def version_key(version: str) -> tuple[str, int]:
+    base, _, n = version.partition("-")
+    return base, int(n or 0)
 
 
 def parse_ref(ref: str) -> tuple[str, str]:
@@ -53,6 +73,20 @@ def parse_ref(ref: str) -> tuple[str, str]:
     return name, version
 
 
+@lru_cache(maxsize=1)
+def _io_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [OSError]
+    with contextlib.suppress(ImportError):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        errors += [BotoCoreError, ClientError]
+    with contextlib.suppress(ImportError):
+        from aiohttp import ClientError as AioClientError
+
+        errors.append(AioClientError)
+    return tuple(errors)
+
+
 @dataclass(frozen=True)
 class ReleaseInfo:
     dataset: str
@@ -63,6 +97,8 @@ class ReleaseInfo:
     generator: str
     rows: int
     latest: bool
+    withdrawn: bool = False
+    models: tuple[str, ...] = ()
 
 
 class ReleaseStore:
@@ -73,102 +109,147 @@ class ReleaseStore:
         except (ValueError, ImportError) as exc:
             raise StoreError(f"release store {uri!r} is not usable ({type(exc).__name__})") from None
         self.root = self.root.rstrip("/")
+        self.local = isinstance(self.fs, LocalFileSystem)
+        with contextlib.suppress(Exception):
+            self.fs.invalidate_cache()
 
     def _p(self, *parts: str) -> str:
         return "/".join((self.root,) + parts)
 
+    @contextlib.contextmanager
+    def io(self, what: str) -> Iterator[None]:
+        """Turn the backend's I/O errors (OSError, botocore, aiohttp) into StoreError."""
+        try:
+            yield
+        except _io_errors() as exc:
+            raise StoreError(f"cannot {what} release store {self.uri!r} ({type(exc).__name__})") from None
+
+    def makedirs(self, path: str) -> None:
+        """Folders exist only locally; on object storage this is a no-op (s3fs would
+        otherwise create a missing *bucket*, with whatever defaults the account has)."""
+        if self.local:
+            self.fs.makedirs(path, exist_ok=True)
+
+    def write_atomic(self, path: str, data: bytes) -> None:
+        """Replace one small object in one step (a put on S3; write + rename locally)."""
+        if not self.local:
+            self.fs.pipe_file(path, data)
+            return
+        tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, path)
+
     # ------------------------------------------------------------------ publish
-    def _new_version(self, dataset: str, created: dt.datetime) -> str:
+    def next_version(self, dataset: str, created: dt.datetime) -> str:
+        parse_ref(dataset)
         base = created.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         version, n = base, 1
-        while self.fs.exists(self._p(dataset, version)):
-            version, n = f"{base}-{n}", n + 1
+        retired = {e.get("version") for e in self.history(dataset)}  # never reuse a name
+        with self.io("read"):
+            while version in retired or self.fs.exists(self._p(dataset, version)):
+                version, n = f"{base}-{n}", n + 1
         return version
 
-    def publish(
-        self,
-        dataset: str,
-        *,
-        files: Mapping[str, Path],
-        manifest: dict[str, Any],
-        created: dt.datetime,
-        readme: Callable[[dict[str, Any]], str] | None = None,
-    ) -> str:
-        """Upload ``files`` (relative path -> local file) and the manifest atomically.
+    def publish(self, dataset: str, **kwargs: Any) -> str:
+        """Firewall, upload, manifest last, ``LATEST``, retention, catalog: see
+        :func:`synthrelease.publisher.publish_release`. Returns the version."""
+        from synthrelease.publisher import publish_release
 
-        The manifest gets ``version``, ``release_id`` and the sha256 of every file;
-        ``readme(manifest)``, if given, becomes ``README.md``. Returns the version.
-        """
-        parse_ref(dataset)
+        return publish_release(self, dataset, **kwargs)
+
+    def _best_effort(self, what: str, fn: Callable[[], Any]) -> None:
         try:
-            self.fs.makedirs(self._p(dataset), exist_ok=True)
-            version = self._new_version(dataset, created)
-            manifest = {**manifest, "version": version, "release_id": f"{dataset}@{version}"}
-            hashes = {rel: sha256_file(local) for rel, local in files.items()}
-            text = readme({**manifest, "files": hashes}).encode() if readme else None
-            if text is not None:
-                hashes["README.md"] = sha256_bytes(text)
-            manifest["files"] = dict(sorted(hashes.items()))
-            staging = self._p(dataset, f".staging-{uuid.uuid4().hex}")
-            self.fs.makedirs(staging, exist_ok=True)
-            for rel, local in files.items():
-                target = f"{staging}/{rel}"
-                self.fs.makedirs(target.rsplit("/", 1)[0], exist_ok=True)
-                self.fs.put_file(str(local), target)
-            if text is not None:
-                self.fs.pipe_file(f"{staging}/README.md", text)
-            self.fs.pipe_file(f"{staging}/{MANIFEST}", json.dumps(manifest, indent=2).encode())
-            self.fs.mv(staging, self._p(dataset, version), recursive=True)
-            self._write_latest(dataset, version)
-        except (OSError, PermissionError) as exc:
-            raise StoreError(
-                f"cannot publish to release store {self.uri!r} ({type(exc).__name__})"
-            ) from None
-        return version
+            fn()
+        except Exception as exc:  # noqa: BLE001 - derived state; the release itself is complete
+            log.warning("could not %s (%s); the release is published", what, type(exc).__name__)
 
-    def _write_latest(self, dataset: str, version: str) -> None:
-        tmp = self._p(dataset, f".{LATEST}.{uuid.uuid4().hex}")
-        self.fs.pipe_file(tmp, version.encode())
-        self.fs.mv(tmp, self._p(dataset, LATEST))
+    def refresh_catalog(self) -> None:
+        """Regenerate ``<root>/index.html`` (best effort: it is derived from manifests)."""
+        from synthrelease.catalog import write_catalog
+
+        self._best_effort("regenerate the catalog", lambda: write_catalog(self))
+
+    # ------------------------------------------------------------------ lifecycle
+    def history(self, dataset: str) -> list[dict[str, Any]]:
+        from synthrelease.history import read_history
+
+        return read_history(self, dataset)
+
+    def withdrawn(self, dataset: str) -> dict[str, dict[str, Any]]:
+        return {e["version"]: e for e in self.history(dataset) if e.get("event") == "withdrawn"}
+
+    def withdraw(self, dataset: str, version: str, *, reason: str, purge: bool = False) -> dict[str, Any]:
+        from synthrelease.history import withdraw
+
+        return withdraw(self, dataset, version, reason=reason, purge=purge)
+
+    def apply_retention(self, dataset: str, keep_last: int) -> list[str]:
+        from synthrelease.history import apply_retention
+
+        return apply_retention(self, dataset, keep_last)
 
     # ------------------------------------------------------------------ read
     def datasets(self) -> list[str]:
-        if not self.fs.exists(self.root):
-            return []
-        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
-        return sorted(n for n in names if NAME_RE.match(n) and self.versions(n))
+        with self.io("read"):
+            if not self.fs.exists(self.root):
+                return []
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
+        return sorted(n for n in names
+                      if NAME_RE.match(n) and ".." not in n and n != CATALOG and self.versions(n))
 
     def versions(self, dataset: str) -> list[str]:
+        """Visible versions (those with a manifest), oldest first."""
+        parse_ref(dataset)
         base = self._p(dataset)
-        if not self.fs.isdir(base):
-            return []
-        out = []
-        for p in self.fs.ls(base, detail=False):
-            name = p.rstrip("/").rsplit("/", 1)[-1]
-            if VERSION_RE.match(name) and self.fs.exists(f"{base}/{name}/{MANIFEST}"):
-                out.append(name)
-        return sorted(out)
+        with self.io("read"):
+            if not self.fs.isdir(base):
+                return []
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)]
+            out = [n for n in names if VERSION_RE.match(n) and self.fs.exists(f"{base}/{n}/{MANIFEST}")]
+        return sorted(out, key=version_key)
 
-    def resolve(self, dataset: str, version: str = "latest") -> str:
-        if version != "latest":
-            if version not in self.versions(dataset):
-                raise ReleaseNotFoundError(f"no release {dataset}@{version} in {self.uri}")
-            return version
-        pointer = self._p(dataset, LATEST)
-        if self.fs.exists(pointer):
-            named = self.fs.cat_file(pointer).decode().strip()
-            if VERSION_RE.match(named) and self.fs.exists(self._p(dataset, named, MANIFEST)):
-                return named
-        versions = self.versions(dataset)
-        if not versions:
-            raise ReleaseNotFoundError(f"no release of {dataset!r} in {self.uri}")
-        return versions[-1]
+    def latest(self, dataset: str) -> str | None:
+        """The version served as latest: the pointer, unless it names a withdrawn or
+        missing version; then the newest version not withdrawn."""
+        withdrawn = self.withdrawn(dataset)
+        with self.io("read"):
+            pointer = self._p(dataset, LATEST)
+            if self.fs.exists(pointer):
+                named = self.fs.cat_file(pointer).decode(errors="replace").strip()
+                if (VERSION_RE.match(named) and named not in withdrawn
+                        and self.fs.exists(self._p(dataset, named, MANIFEST))):
+                    return named
+        live = [v for v in self.versions(dataset) if v not in withdrawn]
+        return live[-1] if live else None
+
+    def resolve(self, dataset: str, version: str = "latest", *, allow_withdrawn: bool = True) -> str:
+        parse_ref(dataset)
+        if version == "latest":
+            latest = self.latest(dataset)
+            if latest is None:
+                raise ReleaseNotFoundError(f"no release of {dataset!r} in {self.uri}")
+            return latest
+        if version not in self.versions(dataset):
+            gone = [e for e in self.history(dataset) if e.get("version") == version]
+            why = f" (deleted: {gone[-1].get('event')} on {gone[-1].get('at')})" if gone else ""
+            raise ReleaseNotFoundError(f"no release {dataset}@{version} in {self.uri}{why}")
+        if not allow_withdrawn:
+            event = self.withdrawn(dataset).get(version)
+            if event is not None:
+                raise WithdrawnError(
+                    f"{dataset}@{version} was withdrawn on {event.get('at')} "
+                    f"(reason: {event.get('reason')}); pass allow_withdrawn=True "
+                    "(--allow-withdrawn) to use it anyway"
+                )
+        return version
 
     def manifest(self, dataset: str, version: str = "latest") -> dict[str, Any]:
         version = self.resolve(dataset, version)
+        with self.io("read"):
+            raw = self.fs.cat_file(self._p(dataset, version, MANIFEST))
         try:
-            return json.loads(self.fs.cat_file(self._p(dataset, version, MANIFEST)))
-        except (OSError, ValueError) as exc:
+            return json.loads(raw)
+        except ValueError as exc:
             raise IntegrityError(
                 f"manifest of {dataset}@{version} is unreadable ({type(exc).__name__})"
             ) from None
@@ -176,7 +257,7 @@ class ReleaseStore:
     def releases(self) -> list[ReleaseInfo]:
         out = []
         for dataset in self.datasets():
-            latest = self.resolve(dataset)
+            latest, withdrawn = self.latest(dataset), self.withdrawn(dataset)
             for version in self.versions(dataset):
                 m = self.manifest(dataset, version)
                 out.append(
@@ -184,7 +265,8 @@ class ReleaseStore:
                         dataset=dataset, version=version, created=m.get("created", ""),
                         epsilon=float(m["privacy"]["epsilon"]), delta=float(m["privacy"]["delta"]),
                         generator=m["generator"]["name"], rows=int(m.get("synthetic_rows", 0)),
-                        latest=version == latest,
+                        latest=version == latest, withdrawn=version in withdrawn,
+                        models=tuple(x["name"] for x in m.get("models", [])),
                     )
                 )
         return out
@@ -197,8 +279,10 @@ class ReleaseStore:
             raise IntegrityError(f"{rel} is not listed in the manifest of {dataset}@{version}")
         try:
             data = self.fs.cat_file(self._p(dataset, manifest["version"], rel))
-        except OSError as exc:
-            raise IntegrityError(f"{dataset}@{version}: {rel} is missing ({type(exc).__name__})") from None
+        except FileNotFoundError:
+            raise IntegrityError(f"{dataset}@{version}: {rel} is missing") from None
+        except _io_errors() as exc:
+            raise StoreError(f"cannot read release store {self.uri!r} ({type(exc).__name__})") from None
         if sha256_bytes(data) != expected:
             raise IntegrityError(
                 f"{dataset}@{manifest['version']}: {rel} does not match its manifest hash "
@@ -208,24 +292,27 @@ class ReleaseStore:
 
     def verify(self, dataset: str, version: str = "latest") -> dict[str, str]:
         manifest = self.manifest(dataset, version)
+        artifacts = manifest.get("artifacts")
         for rel in manifest.get("files", {}):
+            if artifacts is not None and rel not in artifacts:
+                raise IntegrityError(f"{dataset}@{manifest['version']}: {rel} has no provenance")
             self.read_verified(dataset, manifest["version"], rel)
         return manifest["files"]
 
-    def pull(self, dataset: str, version: str, dest: Path) -> Path:
-        """Copy a verified release into ``dest/<dataset>/<version>/``."""
-        manifest = self.manifest(dataset, version)
-        version = manifest["version"]
-        out = Path(dest) / dataset / version
-        blobs = {rel: self.read_verified(dataset, version, rel) for rel in manifest["files"]}
-        for rel, data in blobs.items():
-            target = out / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        return out
+    # ------------------------------------------------------------------ consumers
+    def pull(self, dataset: str, version: str, dest: Path, *, allow_withdrawn: bool = False) -> Path:
+        from synthrelease.consumer import pull
 
-    def load_table(self, dataset: str, version: str = "latest") -> pd.DataFrame:
-        manifest = self.manifest(dataset, version)
-        rel = manifest["tables"][0]
-        return pd.read_parquet(io.BytesIO(self.read_verified(dataset, manifest["version"], rel)))
+        return pull(self, dataset, version, dest, allow_withdrawn=allow_withdrawn)
+
+    def load_table(self, dataset: str, version: str = "latest", *, allow_withdrawn: bool = False,
+                   table: str | None = None) -> pd.DataFrame:
+        from synthrelease.consumer import load_table
+
+        return load_table(self, dataset, version, allow_withdrawn=allow_withdrawn, table=table)
+
+    def load_model(self, dataset: str, model: str | None = None, version: str = "latest", *,
+                   allow_withdrawn: bool = False) -> "ReleasedModel":
+        from synthrelease.consumer import load_model
+
+        return load_model(self, dataset, model, version, allow_withdrawn=allow_withdrawn)

@@ -9,10 +9,16 @@ import pytest
 
 from synthrelease.spec import Gate
 from synthrelease.validators.expectations import ExpectationResult, Outcome
-from synthrelease.validators.gate import Verdict, evaluate_gate
+from synthrelease.validators.gate import THRESHOLD_CHECKS, Verdict, evaluate_gate
 
 GATE = Gate(max_tvd_1way=0.1, max_tvd_2way=0.2, max_exact_copy_excess=0.01, expectations=True)
-GOOD = {"tvd_1way": 0.05, "tvd_2way": 0.15, "exact_copy_excess": 0.0, "exact_copy_share": 0.3}
+GOOD = {
+    "tvd_1way": 0.05, "tvd_2way": 0.15, "tvd_3way": 0.2, "quality_score": 0.9,
+    "diagnostic_score": 1.0, "exact_copy_excess": 0.0, "exact_copy_share": 0.3,
+    "near_copy_excess": 0.0, "dcr_train_share": 0.5, "nndr_train_share": 0.5, "mia_auc": 0.5,
+    "singling_out_risk": 0.0, "linkability_risk": 0.0, "inference_risk": 0.01,
+}
+THRESHOLD_NAMES = [name for name, _, _ in THRESHOLD_CHECKS if name != "tstr_gap"]
 OK_GX = ExpectationResult(success=True, results=(Outcome("expect_x", "a", True),))
 BAD_GX = ExpectationResult(success=False, results=(Outcome("expect_x", "a", False),))
 
@@ -25,29 +31,50 @@ def _check(verdict: Verdict, name: str):
 def test_all_good_passes() -> None:
     verdict = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE)
     assert verdict.passed is True
-    assert [c.name for c in verdict.checks] == [
-        "tvd_1way", "tvd_2way", "exact_copy_excess", "expectations"
-    ]
+    assert [c.name for c in verdict.checks] == THRESHOLD_NAMES + ["expectations"]
     assert all(c.passed for c in verdict.checks)
 
 
 def test_threshold_is_inclusive_and_numpy_numbers_work() -> None:
     figures = {
+        **GOOD,
         "tvd_1way": np.float32(0.05),
         "tvd_2way": 0.2,
         "exact_copy_excess": np.float64(0.01),
+        "quality_score": np.float64(GATE.min_quality_score),  # a "min" bound, inclusive
     }
     assert evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE).passed is True
 
 
 @pytest.mark.parametrize(
-    "name,value", [("tvd_1way", 0.11), ("tvd_2way", 0.21), ("exact_copy_excess", 0.2)]
+    "name,value,reason",
+    [("tvd_1way", 0.11, "above the threshold"), ("tvd_2way", 0.21, "above the threshold"),
+     ("tvd_3way", 0.6, "above the threshold"), ("exact_copy_excess", 0.2, "above the threshold"),
+     ("quality_score", 0.5, "below the threshold"), ("diagnostic_score", 0.8, "below the threshold"),
+     ("near_copy_excess", 0.2, "above the threshold"),
+     ("dcr_train_share", 0.7, "above the threshold"), ("nndr_train_share", 0.7, "above the threshold"),
+     ("mia_auc", 0.75, "above the threshold"), ("singling_out_risk", 0.3, "above the threshold"),
+     ("linkability_risk", 0.3, "above the threshold"),
+     ("inference_risk", 0.3, "above the threshold")],
 )
-def test_each_threshold_breach_fails(name: str, value: float) -> None:
+def test_each_threshold_breach_fails(name: str, value: float, reason: str) -> None:
     verdict = evaluate_gate(figures={**GOOD, name: value}, expectations=OK_GX, gate=GATE)
     assert verdict.passed is False
     assert [c.name for c in verdict.failed] == [name]
-    assert _check(verdict, name).reason == "above the threshold"
+    assert _check(verdict, name).reason == reason
+
+
+def test_tstr_check_only_with_a_target() -> None:
+    assert "tstr_gap" not in [c.name for c in evaluate_gate(
+        figures=GOOD, expectations=OK_GX, gate=GATE).checks]
+    missing = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE, target="income")
+    assert missing.passed is False and _check(missing, "tstr_gap").reason == "figure is missing"
+    ok = evaluate_gate(figures={**GOOD, "tstr_gap": 0.05}, expectations=OK_GX, gate=GATE,
+                       target="income")
+    assert ok.passed is True
+    wide = evaluate_gate(figures={**GOOD, "tstr_gap": 0.5}, expectations=OK_GX, gate=GATE,
+                         target="income")
+    assert [c.name for c in wide.failed] == ["tstr_gap"]
 
 
 @pytest.mark.parametrize(
@@ -63,7 +90,7 @@ def test_each_threshold_breach_fails(name: str, value: float) -> None:
         ([0.0], "figure is not a number"),
     ],
 )
-@pytest.mark.parametrize("name", ["tvd_1way", "tvd_2way", "exact_copy_excess"])
+@pytest.mark.parametrize("name", THRESHOLD_NAMES)
 def test_bad_figure_fails_closed(name: str, value: object, reason: str) -> None:
     verdict = evaluate_gate(figures={**GOOD, name: value}, expectations=OK_GX, gate=GATE)
     assert verdict.passed is False
@@ -71,7 +98,7 @@ def test_bad_figure_fails_closed(name: str, value: object, reason: str) -> None:
     assert _check(verdict, name).reason == reason
 
 
-@pytest.mark.parametrize("name", ["tvd_1way", "tvd_2way", "exact_copy_excess"])
+@pytest.mark.parametrize("name", THRESHOLD_NAMES)
 def test_missing_figure_fails(name: str) -> None:
     figures = {k: v for k, v in GOOD.items() if k != name}
     verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
@@ -110,14 +137,16 @@ def test_expectations_check_skipped_when_not_required() -> None:
 
 
 def test_public_dict_has_no_figures() -> None:
-    figures = {"tvd_1way": 0.0123456, "tvd_2way": 0.1654321, "exact_copy_excess": 0.0077777}
+    figures = {**GOOD, "tvd_1way": 0.0123456, "tvd_2way": 0.1654321,
+               "exact_copy_excess": 0.0077777, "mia_auc": 0.5123456}
     verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
     public = json.dumps(verdict.public_dict())
-    for value in figures.values():
+    for value in (0.0123456, 0.1654321, 0.0077777, 0.5123456):
         assert repr(value)[:6] not in public
     assert "figure" not in public.replace("figure is", "")
     assert json.loads(public)["checks"][0] == {
-        "name": "tvd_1way", "threshold": 0.1, "passed": True, "reason": "at or below the threshold"
+        "name": "tvd_1way", "threshold": 0.1, "bound": "max", "passed": True,
+        "reason": "at or below the threshold",
     }
     internal = verdict.to_dict()
     assert internal["checks"][0]["figure"] == pytest.approx(0.0123456)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping, NamedTuple
 
 import pandas as pd
@@ -134,15 +135,20 @@ def run_expectations(
     columns: Mapping[str, object],
     *,
     expected_rows: int | None = None,
+    data_docs: Path | None = None,
 ) -> ExpectationResult:
     """Validate a synthetic table against the schema's suite. Never raises; fails closed.
 
     ``expected_rows`` (the public row count from the spec) pins the table's row count;
-    without it the table must merely be non-empty.
+    without it the table must merely be non-empty. ``data_docs``: a folder (in the
+    private workspace) to write GX Data Docs into, owner-only; they show the synthetic
+    table's results and load their CSS/JS from CDNs (unstyled offline). Failing to
+    write them fails the suite too.
     """
     try:
         plan = plan_expectations(columns, expected_rows=expected_rows)
-        result = _run(_prepared(synthetic, columns), plan)
+        frame = _prepared(synthetic, columns)
+        result = _run(frame, plan) if data_docs is None else _run(frame, plan, data_docs=data_docs)
     except Exception as exc:  # noqa: BLE001 - any failure must fail the suite
         logger.warning("expectations: the run failed (%s)", type(exc).__name__)
         return ExpectationResult(success=False, results=(), error=type(exc).__name__)
@@ -171,7 +177,9 @@ def _prepared(synthetic: pd.DataFrame, columns: Mapping[str, object]) -> pd.Data
     return frame
 
 
-def _run(frame: pd.DataFrame, plan: tuple[PlannedExpectation, ...]) -> ExpectationResult:
+def _run(
+    frame: pd.DataFrame, plan: tuple[PlannedExpectation, ...], *, data_docs: Path | None = None
+) -> ExpectationResult:
     import great_expectations as gx
     import great_expectations.expectations as gxe
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -194,7 +202,10 @@ def _run(frame: pd.DataFrame, plan: tuple[PlannedExpectation, ...]) -> Expectati
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(data=batch, suite=suite, name="schema")
     )
-    run = definition.run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY")
+    if data_docs is None:
+        run = definition.run(batch_parameters={"dataframe": frame}, result_format="BOOLEAN_ONLY")
+    else:
+        run = _run_with_docs(context, definition, frame, Path(data_docs))
 
     slots: list[Outcome | None] = [None] * len(plan)
     for res in run.results:
@@ -213,6 +224,43 @@ def _run(frame: pd.DataFrame, plan: tuple[PlannedExpectation, ...]) -> Expectati
         logger.warning("expectations: %d planned expectations returned no result", missing)
     success = run.success is True and all(o.success for o in outcomes) and bool(outcomes)
     return ExpectationResult(success=success, results=outcomes)
+
+
+def _run_with_docs(context: Any, definition: Any, frame: pd.DataFrame, folder: Path) -> Any:
+    """Run the suite through a Checkpoint that writes Data Docs into ``folder``."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    from synthrelease.private.workspace import private_dir, tighten
+
+    private_dir(folder)
+    context.add_data_docs_site(
+        site_name="internal",
+        site_config={
+            "class_name": "SiteBuilder",
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            "store_backend": {
+                "class_name": "TupleFilesystemStoreBackend",
+                "base_directory": str(folder),
+            },
+        },
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="schema",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data_docs", site_names=["internal"])],
+            result_format="SUMMARY",
+        )
+    )
+    result = checkpoint.run(batch_parameters={"dataframe": frame})
+    tighten(folder)
+    runs = list(result.run_results.values())
+    if len(runs) != 1:
+        raise RuntimeError("GX returned an unexpected number of validation runs")
+    if not (folder / "index.html").exists():
+        raise RuntimeError("GX wrote no Data Docs")
+    return runs[0]
 
 
 def _raised(info: Any) -> bool:

@@ -1,7 +1,8 @@
 """The release gate: thresholds from the spec against the validation figures. Fails closed.
 
 A check passes only on positive evidence: a finite real number at or below its
-threshold, or an expectations result whose ``success`` is exactly ``True``. A missing
+threshold (at or above it for a "min" check), or an expectations result whose
+``success`` is exactly ``True``. A missing
 figure, ``None``, NaN, infinity, a bool or any other non-number fails its check and so
 the verdict. Reasons never quote figures, so :meth:`Verdict.public_dict` can leave the
 workspace; the figures themselves (computed against real data, not DP) cannot.
@@ -20,13 +21,50 @@ from synthrelease.validators.expectations import ExpectationResult
 
 logger = logging.getLogger(__name__)
 
-# (check name = figure key, Gate attribute holding its upper threshold)
-THRESHOLD_CHECKS: tuple[tuple[str, str], ...] = (
-    ("tvd_1way", "max_tvd_1way"),
-    ("tvd_2way", "max_tvd_2way"),
-    ("exact_copy_excess", "max_exact_copy_excess"),
+# (check name = figure key, Gate attribute holding its threshold, bound): a "max" check
+# passes at or below its threshold, a "min" check at or above it. Utility first.
+THRESHOLD_CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("tvd_1way", "max_tvd_1way", "max"),
+    ("tvd_2way", "max_tvd_2way", "max"),
+    ("tvd_3way", "max_tvd_3way", "max"),
+    ("quality_score", "min_quality_score", "min"),
+    ("diagnostic_score", "min_diagnostic_score", "min"),
+    ("tstr_gap", "max_tstr_gap", "max"),
+    ("exact_copy_excess", "max_exact_copy_excess", "max"),
+    ("near_copy_excess", "max_near_copy_excess", "max"),
+    ("dcr_train_share", "max_dcr_train_share", "max"),
+    ("nndr_train_share", "max_nndr_train_share", "max"),
+    ("mia_auc", "max_mia_auc", "max"),
+    ("singling_out_risk", "max_singling_out_risk", "max"),
+    ("linkability_risk", "max_linkability_risk", "max"),
+    ("inference_risk", "max_inference_risk", "max"),
 )
+TARGET_CHECKS = frozenset({"tstr_gap"})  # only when the spec declares a target
 EXPECTATIONS_CHECK = "expectations"
+DESCRIPTIONS: dict[str, str] = {
+    "tvd_1way": "mean total-variation distance of the 1-way marginals, synthetic vs holdout",
+    "tvd_2way": "mean total-variation distance of the 2-way marginals, synthetic vs holdout",
+    "tvd_3way": "mean total-variation distance of (a workload of) 3-way marginals",
+    "quality_score": "SDMetrics QualityReport score (column shapes, column-pair trends)",
+    "diagnostic_score": "SDMetrics DiagnosticReport score (data validity and structure)",
+    "tstr_gap": "train-real minus train-synthetic score of a gradient-boosting model for "
+    "the target, tested on holdout rows (AUC, macro-F1 or R2)",
+    "exact_copy_excess": "share of synthetic rows copying a training row minus the share "
+    "copying a holdout row",
+    "near_copy_excess": "share of synthetic rows near a training row minus the share near a "
+    "holdout row",
+    "dcr_train_share": "share of synthetic rows closer to training rows than to holdout rows",
+    "nndr_train_share": "share of synthetic rows with a smaller nearest-neighbour distance "
+    "ratio to training rows than to holdout rows",
+    "mia_auc": "AUC of a membership-inference attack (DOMIAS-style density ratio); 0.5 is "
+    "no signal",
+    "singling_out_risk": "singling-out risk, residual over a holdout control (anonymeter manner)",
+    "linkability_risk": "linkability risk, residual over a holdout control (anonymeter manner)",
+    "inference_risk": "attribute-inference risk pooled over all columns, residual over a "
+    "holdout control (anonymeter manner)",
+    EXPECTATIONS_CHECK: "the Great Expectations suite built from the public schema passes "
+    "on the synthetic table",
+}
 
 
 @dataclass(frozen=True)
@@ -36,12 +74,14 @@ class Check:
     threshold: float | None
     passed: bool
     reason: str  # never quotes the figure
+    bound: str | None = None  # "max" or "min" for threshold checks
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "figure": _json_number(self.figure),
             "threshold": self.threshold,
+            "bound": self.bound,
             "passed": self.passed,
             "reason": self.reason,
         }
@@ -50,6 +90,7 @@ class Check:
         return {
             "name": self.name,
             "threshold": self.threshold,
+            "bound": self.bound,
             "passed": self.passed,
             "reason": self.reason,
         }
@@ -82,11 +123,17 @@ def evaluate_gate(
     figures: Mapping[str, float | None],
     expectations: ExpectationResult | None,
     gate: Gate,
+    target: str | None = None,
 ) -> Verdict:
-    """Compare ``figures`` (and the GX result) with the spec's ``gate`` thresholds."""
+    """Compare ``figures`` (and the GX result) with the spec's ``gate`` thresholds.
+
+    Every check of :data:`THRESHOLD_CHECKS` applies, except the TSTR check without a
+    ``target``; the expectations check applies when ``gate.expectations`` is true.
+    """
     checks = [
-        _threshold_check(name, figures, float(getattr(gate, attr)))
-        for name, attr in THRESHOLD_CHECKS
+        _threshold_check(name, figures, float(getattr(gate, attr)), bound)
+        for name, attr, bound in THRESHOLD_CHECKS
+        if target is not None or name not in TARGET_CHECKS
     ]
     if gate.expectations:
         checks.append(_expectations_check(expectations))
@@ -102,24 +149,35 @@ def evaluate_gate(
     return verdict
 
 
-def _threshold_check(name: str, figures: Mapping[str, Any], threshold: float) -> Check:
+def _threshold_check(
+    name: str, figures: Mapping[str, Any], threshold: float, bound: str = "max"
+) -> Check:
+    def fail(figure: float | None, reason: str) -> Check:
+        return Check(name, figure, threshold, False, reason, bound)
+
+    if bound not in ("max", "min"):
+        return fail(None, "unknown kind of threshold")
     if not isinstance(figures, Mapping):
-        return Check(name, None, threshold, False, "no figures were given")
+        return fail(None, "no figures were given")
     if name not in figures:
-        return Check(name, None, threshold, False, "figure is missing")
+        return fail(None, "figure is missing")
     value = figures[name]
     if value is None:
-        return Check(name, None, threshold, False, "figure is None")
+        return fail(None, "figure is None")
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return Check(name, None, threshold, False, "figure is not a number")
+        return fail(None, "figure is not a number")
     figure = float(value)
     if math.isnan(figure):
-        return Check(name, figure, threshold, False, "figure is NaN")
+        return fail(figure, "figure is NaN")
     if math.isinf(figure):
-        return Check(name, figure, threshold, False, "figure is infinite")
-    if figure <= threshold:
-        return Check(name, figure, threshold, True, "at or below the threshold")
-    return Check(name, figure, threshold, False, "above the threshold")
+        return fail(figure, "figure is infinite")
+    if bound == "max":
+        if figure <= threshold:
+            return Check(name, figure, threshold, True, "at or below the threshold", bound)
+        return fail(figure, "above the threshold")
+    if figure >= threshold:
+        return Check(name, figure, threshold, True, "at or above the threshold", bound)
+    return fail(figure, "below the threshold")
 
 
 def _expectations_check(result: ExpectationResult | None) -> Check:

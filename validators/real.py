@@ -3,6 +3,9 @@
 This is the only validator module that touches sensitive rows. It returns figures only:
 no rows, no row counts, no observed values leave it, and it logs none of them. The
 figures themselves are not differentially private and belong in the internal report.
+:func:`real_data_figures` gives the first slice's figures (below);
+:func:`evaluate_against_real` runs every utility and privacy check (the metric modules
+are pure functions on the samples it hands them; see ``validators/evaluation.py``).
 
 Figures (all in [0, 1] except the excess, in [-1, 1]):
 
@@ -19,10 +22,9 @@ Figures (all in [0, 1] except the excess, in [-1, 1]):
   about (holdout size / training size), not 1.
 
 Rows are compared on the declared columns after normalising them per declared type
-(numbers as float64, categories as declared labels with unknown values in the ``other``
-bucket, booleans as 0/1, datetimes as naive UTC nanoseconds, one token for null), then
-hashed. Work is bounded: each table is subsampled with the passed generator to at most
-``max_rows`` rows (the training reference for ``exact_copy_share``: ``max_reference_rows``).
+(``validators/copies.py``), then hashed. Work is bounded: each table is subsampled with
+the passed generator to at most ``max_rows`` rows (the training reference for
+``exact_copy_share``: ``max_reference_rows``).
 """
 
 from __future__ import annotations
@@ -36,8 +38,27 @@ import pandas as pd
 from synthrelease.errors import SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.private.table import SensitiveTable
-from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
-from synthrelease.validators.utility import marginal_tvd
+from synthrelease.validators.copies import row_hashes, share_in
+from synthrelease.validators.distance import FIGURES as DISTANCE_FIGURES
+from synthrelease.validators.distance import distance_figures
+from synthrelease.validators.distributions import (
+    association_gap,
+    association_matrix,
+    distributions,
+)
+from synthrelease.validators.encoding import encode_mixed
+from synthrelease.validators.evaluation import Collector, Evaluation, Settings
+from synthrelease.validators.features import typed_frame
+from synthrelease.validators.inference import inference_risk
+from synthrelease.validators.linkability import linkability_risk
+from synthrelease.validators.membership import FIGURES as MIA_FIGURES
+from synthrelease.validators.membership import membership_attack
+from synthrelease.validators.sdmetrics_reports import FIGURES as SDMETRICS_FIGURES
+from synthrelease.validators.sdmetrics_reports import sdmetrics_figures
+from synthrelease.validators.singling_out import singling_out_risk
+from synthrelease.validators.tstr import FIGURES as TSTR_FIGURES
+from synthrelease.validators.tstr import tstr_figures
+from synthrelease.validators.utility import marginal_tvd, sampled_workload
 
 logger = logging.getLogger(__name__)
 
@@ -51,9 +72,6 @@ FIGURE_NAMES = (
     "exact_copy_holdout_share",
     "exact_copy_excess",
 )
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
-_FALSE = {"false", "0", "no", "f", "n", "0.0"}
-_NULL_LABEL = "\x00null"
 
 
 def real_data_figures(
@@ -92,16 +110,16 @@ def real_data_figures(
 
     figures = _tvd_figures(holdout_rows, synth_rows, discretiser)
 
-    synth_hash = _row_hashes(synth_rows, specs)
+    synth_hash = row_hashes(synth_rows, specs)
     reference = _subsample(train_rows, max_reference_rows, rng)
-    figures["exact_copy_share"] = _share_in(synth_hash, _row_hashes(reference, specs))
+    figures["exact_copy_share"] = share_in(synth_hash, row_hashes(reference, specs))
     size = min(len(train_rows), len(holdout_rows))
     holdout_same = _subsample(holdout_rows, size, rng)
-    holdout_share = _share_in(synth_hash, _row_hashes(holdout_same, specs))
+    holdout_share = share_in(synth_hash, row_hashes(holdout_same, specs))
     draws = 1 if len(train_rows) <= size else train_draws
     train_share = np.mean(
         [
-            _share_in(synth_hash, _row_hashes(_subsample(train_rows, size, rng), specs))
+            share_in(synth_hash, row_hashes(_subsample(train_rows, size, rng), specs))
             for _ in range(draws)
         ]
     )
@@ -143,41 +161,110 @@ def _tvd_figures(
     return {"tvd_1way": tvd_1way, "tvd_2way": tvd_2way}
 
 
-def _share_in(rows: np.ndarray, reference: np.ndarray) -> float:
-    return float(np.isin(rows, reference).mean())
+def evaluate_against_real(
+    *,
+    train: SensitiveTable,
+    holdout: SensitiveTable,
+    synthetic: pd.DataFrame,
+    discretiser: Discretiser,
+    target: str | None,
+    rng: np.random.Generator,
+    settings: Settings = Settings(),
+) -> Evaluation:
+    """Every utility and privacy figure of ``synthetic`` against the real parts.
+
+    Seeded subsamples bound the work (``settings``): with fixed sizes the time is linear
+    in the rows (sampling) plus a constant. Each check fails closed on its own (NaN
+    figures, error type recorded); a wrong argument raises.
+    """
+    if not isinstance(train, SensitiveTable) or not isinstance(holdout, SensitiveTable):
+        raise TypeError("train and holdout must be SensitiveTable")
+    if not isinstance(synthetic, pd.DataFrame):
+        raise TypeError("synthetic must be a pandas DataFrame")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError("rng must be a numpy Generator")
+    specs: Mapping[str, object] = {n: c.spec for n, c in discretiser.coders.items()}
+    if target is not None and target not in specs:
+        raise ValueError("the target is not a declared column")
+    s, a, m = settings.sample_rows, settings.attack_rows, settings.marginal_rows
+    train_all = _declared(train.reveal(), specs, what="train")
+    hold_m = _shuffled(_declared(holdout.reveal(), specs, what="holdout"), m, rng)
+    synth_m = _shuffled(_declared(synthetic, specs, what="synthetic"), m, rng)
+    hold, synth = hold_m.iloc[:s], synth_m.iloc[:s]  # random rows: a prefix is a sample
+    if min(len(train_all), len(hold), len(synth)) < 4:
+        raise ValueError("train, holdout and synthetic need at least four rows each")
+    train_ref = _shuffled(train_all, len(hold), rng)  # the holdout's size: equal references
+    out = Collector()
+    out.evaluation.details["settings"] = settings.to_dict()
+
+    out.run("marginals_and_copies", lambda: (real_data_figures(
+        train=train, holdout=holdout, synthetic=synthetic, discretiser=discretiser, rng=rng,
+        max_rows=m), {}), FIGURE_NAMES)
+    out.run("marginals_3way", lambda: _tvd_3way(hold_m, synth_m, discretiser, rng, settings),
+            ("tvd_3way",))
+    out.run("plots", lambda: _plots(hold, synth, discretiser), ("association_gap",))
+    typed_hold, typed_synth = typed_frame(hold, specs), typed_frame(synth, specs)
+    out.run("sdmetrics", lambda: sdmetrics_figures(
+        real=typed_hold, synthetic=typed_synth, specs=specs), SDMETRICS_FIGURES)
+    if target is not None:
+        fit = min(len(synth), len(train_all), s)
+        out.run("tstr", lambda: tstr_figures(
+            synthetic=typed_synth.iloc[:fit], train=typed_frame(_shuffled(train_all, fit, rng), specs),
+            holdout=typed_hold, specs=specs, target=target, seed=int(rng.integers(2**31))),
+            TSTR_FIGURES)
+
+    enc_train, enc_hold = encode_mixed(train_ref, specs), encode_mixed(hold, specs)
+    enc_synth = encode_mixed(synth, specs)
+    first = lambda m, n: m.take(np.arange(min(n, m.rows)))  # noqa: E731 - rows are shuffled
+    half = enc_hold.rows // 2
+    out.run("distance", lambda: distance_figures(
+        synthetic=first(enc_synth, a), train=enc_train, holdout=enc_hold, rng=rng),
+        DISTANCE_FIGURES)
+    out.run("membership", lambda: membership_attack(
+        members=first(enc_train, min(a, half)), non_members=first(enc_hold, min(a, half)),
+        reference=enc_hold.take(np.arange(half, enc_hold.rows)), synthetic=enc_synth, rng=rng),
+        MIA_FIGURES)
+    out.run("singling_out", lambda: singling_out_risk(
+        synthetic=enc_synth, train=enc_train, control=enc_hold, rng=rng,
+        queries=settings.singling_out_queries), ("singling_out_risk", "singling_out_risk_low", "singling_out_risk_high"))
+    out.run("linkability", lambda: linkability_risk(
+        synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
+        ("linkability_risk", "linkability_risk_low", "linkability_risk_high"))
+    out.run("inference", lambda: inference_risk(
+        synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
+        ("inference_risk", "inference_risk_low", "inference_risk_high"))
+    failed = sorted(out.evaluation.errors)
+    logger.info("real-data evaluation: %d checks failed%s", len(failed),
+                f" ({', '.join(failed)})" if failed else "")
+    return out.evaluation
 
 
-def _row_hashes(frame: pd.DataFrame, specs: Mapping[str, object]) -> np.ndarray:
-    """One uint64 per row over the normalised declared columns."""
-    normal = pd.DataFrame(
-        {name: _normalised(frame[name], spec) for name, spec in specs.items()},
-        index=pd.RangeIndex(len(frame)),
-    )
-    return pd.util.hash_pandas_object(normal, index=False).to_numpy()
+def _shuffled(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
+    """A random sample of at most ``limit`` rows, in random order."""
+    take = rng.permutation(len(frame))[: max(0, int(limit))]
+    return frame.iloc[take].reset_index(drop=True)
 
 
-def _normalised(values: pd.Series, spec: object) -> np.ndarray:
-    null = values.isna().to_numpy()
-    if isinstance(spec, CategoricalColumn):
-        text = values.astype(object).where(~null, None).map(
-            lambda v: _NULL_LABEL if v is None else str(v)
-        )
-        if spec.other is not None:
-            known = text.isin(spec.categories) | (text == _NULL_LABEL)
-            text = text.where(known, spec.other)
-        return text.to_numpy(dtype=object)
-    if isinstance(spec, BooleanColumn):
-        out = np.full(len(values), -2, dtype=np.int64)  # -2: not a boolean
-        text = values.astype(object).map(lambda v: str(v).strip().lower())
-        out[text.isin(_TRUE).to_numpy()] = 1
-        out[text.isin(_FALSE).to_numpy()] = 0
-        out[null] = -1
-        return out
-    if isinstance(spec, DatetimeColumn):
-        stamps = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
-        ns = stamps.dt.tz_localize(None).astype("datetime64[ns]").to_numpy().view(np.int64)
-        return np.where(stamps.isna().to_numpy(), np.iinfo(np.int64).min, ns)
-    if isinstance(spec, NumericalColumn):
-        x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-        return x + 0.0  # -0.0 -> 0.0; NaN (null or non-number) hashes alike
-    raise TypeError(f"unsupported column type {type(spec).__name__}")
+def _tvd_3way(hold, synth, discretiser, rng, settings):
+    sizes = discretiser.sizes
+    if len(sizes) < 3:  # the whole joint is a lower marginal: use the widest one there is
+        way = len(sizes)
+    else:
+        way = 3
+    workload = sampled_workload(sizes, way=way, max_marginals=settings.max_marginals, rng=rng)
+    value = marginal_tvd(discretiser.encode(synth), discretiser.encode(hold), sizes, way=way,
+                         workload=workload)
+    return {"tvd_3way": value}, {"marginals": len(workload), "way": way}
+
+
+def _plots(hold, synth, discretiser):
+    real_codes, synth_codes = discretiser.encode(hold), discretiser.encode(synth)
+    sizes = discretiser.sizes
+    real_assoc = association_matrix(real_codes, sizes)
+    synth_assoc = association_matrix(synth_codes, sizes)
+    details = {
+        "distributions": distributions(
+            real_codes=real_codes, synthetic_codes=synth_codes, coders=discretiser.coders),
+        "association": {"columns": list(sizes), "real": real_assoc, "synthetic": synth_assoc},
+    }
+    return {"association_gap": association_gap(real_assoc, synth_assoc)}, details

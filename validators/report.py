@@ -19,6 +19,7 @@ from typing import Any, Mapping
 
 from synthrelease.validators.expectations import ExpectationResult
 from synthrelease.validators.gate import Verdict
+from synthrelease.validators.report_sections import render_sections
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}
 th,td{border-bottom:1px solid #dde2e6;padding:.35rem .6rem;text-align:left;vertical-align:top}
 th{background:#f3f5f7}td.num{font-family:ui-monospace,monospace;text-align:right}
 span.ok{color:#18642a;font-weight:600}span.bad{color:#8c1c1c;font-weight:600}
+figure{margin:.5rem 0}.row{display:flex;flex-wrap:wrap;gap:1rem}h3{font-size:1rem}
 """
 
 
@@ -49,8 +51,16 @@ def write_internal_report(
     figures: Mapping[str, float | None],
     expectations: ExpectationResult | None,
     privacy: Mapping[str, Any],
+    details: Mapping[str, Any] | None = None,
+    errors: Mapping[str, str] | None = None,
+    data_docs: str | None = None,
 ) -> Path:
-    """Write ``report.json`` and ``report.html`` into ``directory``; return the HTML path."""
+    """Write ``report.json`` and ``report.html`` into ``directory``; return the HTML path.
+
+    ``details``/``errors``: the evaluation's details (plots, TSTR, attacks) and the
+    error types of checks that failed to run; ``data_docs``: a link, relative to
+    ``directory``, to the GX Data Docs.
+    """
     directory = Path(directory)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -63,6 +73,9 @@ def write_internal_report(
         "figures": {str(k): _finite_or_none(v) for k, v in figures.items()},
         "expectations": None if expectations is None else expectations.to_dict(),
         "privacy": _jsonable(privacy),
+        "details": _jsonable(details or {}, depth=-4),
+        "errors": {str(k): str(v) for k, v in (errors or {}).items()},
+        "data_docs": data_docs,
     }
     text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=False)
     _write_private(directory / JSON_NAME, text + "\n")
@@ -187,6 +200,10 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
         )
         if payload["figures"]
         else "<p>No figures were computed.</p>",
+        render_sections(
+            figures=raw_figures, details=payload["details"], errors=payload["errors"],
+            data_docs=payload["data_docs"],
+        ),
         "<h2>Expectations (synthetic data, schema suite)</h2>",
         _expectations_html(payload["expectations"]),
         "<h2>Privacy accounting</h2>",

@@ -8,6 +8,7 @@ never values.
 from __future__ import annotations
 
 import itertools
+import math
 import logging
 from typing import Iterable, Mapping, Sequence
 
@@ -115,3 +116,26 @@ def _tvd(a_cells: np.ndarray, b_cells: np.ndarray, dims: tuple[int, ...]) -> flo
         p = np.bincount(inverse[: len(a_cells)], minlength=width)
         q = np.bincount(inverse[len(a_cells) :], minlength=width)
     return 0.5 * float(np.abs(p / len(a_cells) - q / len(b_cells)).sum())
+
+
+def sampled_workload(
+    sizes: Mapping[str, int], *, way: int, max_marginals: int, rng: np.random.Generator
+) -> list[tuple[str, ...]]:
+    """Every ``way``-subset of the columns, or ``max_marginals`` of them drawn at random
+    (without repeats) when there are more: bounds the work on wide tables."""
+    names = list(sizes)
+    if not 1 <= way <= len(names):
+        raise ValueError("way must be between 1 and the number of columns")
+    if max_marginals < 1:
+        raise ValueError("max_marginals must be positive")
+    total = math.comb(len(names), way)
+    if total <= max_marginals:
+        return list(itertools.combinations(names, way))
+    if total <= 4 * max_marginals:
+        every = list(itertools.combinations(names, way))
+        keep = np.sort(rng.choice(total, size=max_marginals, replace=False))
+        return [every[i] for i in keep]
+    chosen: set[tuple[int, ...]] = set()
+    while len(chosen) < max_marginals:
+        chosen.add(tuple(sorted(int(i) for i in rng.choice(len(names), size=way, replace=False))))
+    return [tuple(names[i] for i in combo) for combo in sorted(chosen)]

@@ -22,7 +22,11 @@ TRUSTED_READERS = frozenset(
         "synthrelease/private/sources.py",
         "synthrelease/private/workspace.py",
         "synthrelease/private/draft.py",
+        "synthrelease/private/rowscan.py",
+        "synthrelease/private/model_eval.py",
         "generators/mst.py",
+        "generators/dpsgd.py",
+        "generators/dp_domain.py",
         "validators/real.py",
     }
 )

@@ -1,0 +1,317 @@
+"""``dpsgd``: a deep autoregressive tabular generator trained with DP-SGD (opacus).
+
+Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``dpsgd_accounting.plan_budget``):
+
+1. DP row count (Gaussian, ``count_share`` of the budget): the Poisson sample rate is
+   ``q = batch_size / count``; the exact count is never used.
+2. Undeclared domains (opt-in, ``privacy.domain_share``): DP bounds / DP category
+   discovery in ``dp_domain``, one budget line each; values outside are clipped / bucketed.
+3. Encode the rows on the (now fully public) domain: numbers binned from their bounds.
+4. Calibrate the noise multiplier so that the composition of 1-3 and ``steps = epochs *
+   round(1/q)`` Poisson-sampled DP-SGD steps is exactly within (epsilon, delta) under the
+   chosen accountant (RDP default, PRV optional); an unreachable target is an error.
+5. Train a MADE network (``dpsgd_model``) for exactly those steps (``dpsgd_train``), on
+   CPU or a GPU where the encoded table stays on the device.
+
+**Sensitive rows**: :func:`_encode_rows` (here) and the measurements in ``dp_domain``
+read them. Noise, Poisson sampling and training noise come only from the NoiseSource
+(torch generators seeded with its bits; opacus ``secure_mode`` when it is secure).
+Checkpoints (``fit(..., checkpoint=dir)``) hold the plan and the model: resuming in the
+same run continues the same steps and the same accountant state and measures nothing
+again, so the run's single ledger reservation covers it (see ``dpsgd_checkpoint``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+from pydantic import Field
+
+from synthrelease.errors import GeneratorError, SchemaMismatchError
+from synthrelease.generators import dp_domain
+from synthrelease.generators import dpsgd_checkpoint as ckpt
+from synthrelease.generators.base import _COLUMN, META_FILE, DPGenerator, GeneratorParams
+from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.dpsgd_accounting import (
+    DPSGDReport, Mechanism, calibrate_noise, epsilon_of, plan_budget,
+)
+from synthrelease.generators.dpsgd_model import MADE
+from synthrelease.generators.dpsgd_train import LoopConfig, Progress, train_loop
+from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.table import SensitiveTable
+
+logger = logging.getLogger(__name__)
+Width = Annotated[int, Field(ge=1, le=8192)]
+
+
+class DPSGDParams(GeneratorParams):
+    epochs: int = Field(default=20, ge=1, le=10_000)
+    batch_size: int = Field(default=1024, ge=1, le=10_000_000, description="expected Poisson batch")
+    lr: float = Field(default=3e-3, gt=0, le=1)
+    max_grad_norm: float = Field(default=1.0, gt=0, le=1e4, description="per-row clipping norm C")
+    hidden: tuple[Width, ...] = Field(default=(256, 256), min_length=1, max_length=8)
+    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    amp: Literal["auto", "on", "off"] = Field(default="auto", description="bf16 autocast (auto: GPU)")
+    accountant: Literal["rdp", "prv"] = "rdp"
+    max_noise_multiplier: float = Field(default=20.0, gt=0, le=1000)
+    count_share: float = Field(default=0.01, gt=0, lt=0.5, description="budget share of the DP row count")
+    checkpoint_every: int = Field(default=0, ge=0, description="steps; 0: once per epoch")
+    log_loss: bool = Field(default=False, description="log the (non-DP) training loss")
+
+
+def _torch_seed(noise: NoiseSource) -> int:
+    """64 bits from the noise source (OS CSPRNG when secure) for a torch generator."""
+    u = noise.uniform(2)
+    return ((int(u[0] * 2**53) << 11) ^ int(u[1] * 2**53)) & (2**64 - 1)
+
+
+def _encode_rows(table: SensitiveTable, disc: Discretiser, clip: Mapping[str, Any]) -> np.ndarray:
+    """READS SENSITIVE ROWS: integer codes (rows, columns); DP-estimated bounds clip."""
+    missing = [n for n in disc.names if n not in table.columns]
+    if missing:
+        raise SchemaMismatchError(f"the table lacks declared column(s): {', '.join(missing)}")
+    frame = dp_domain.clip_to_bounds(table.reveal()[disc.names], clip)
+    return disc.encode(frame).to_numpy(dtype=np.int64)
+
+
+class DPSGDGenerator(DPGenerator):
+    """DP-SGD MADE generator over the declared (or DP-estimated) domain."""
+
+    name = "dpsgd"
+    Params = DPSGDParams
+    estimates_domains: ClassVar[bool] = True
+
+    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
+                 params: Mapping[str, Any] | None = None, domain_share: float = 0.0) -> None:
+        super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
+        if not 0 <= float(domain_share) < 0.5:
+            raise GeneratorError("dpsgd: domain_share must be in [0, 0.5)")
+        open_ = [n for n, c in self.columns.items() if dp_domain.undeclared(c)]
+        if open_ and domain_share <= 0:
+            raise GeneratorError(
+                f"dpsgd: column(s) {', '.join(map(repr, open_))} declare no bounds/categories "
+                "and no budget share is set to estimate them; declare them or set "
+                "privacy.domain_share")
+        self.domain_share = float(domain_share)
+        self.discretiser = None if open_ else Discretiser(self.columns, default_bins=self.params.bins)
+        self.model: MADE | None = None
+        self.private = True
+
+    # ------------------------------------------------------------------ helpers
+    def _device(self) -> torch.device:
+        want = self.params.device
+        if want == "cuda" and not torch.cuda.is_available():
+            raise GeneratorError("dpsgd: device 'cuda' requested but no CUDA GPU is available")
+        return torch.device("cuda" if want != "cpu" and torch.cuda.is_available() else "cpu")
+
+    def _fingerprint(self) -> str:
+        p = self.params.model_dump(mode="json", exclude={"device", "amp", "log_loss", "checkpoint_every"})
+        doc = {"columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in self.columns.items()},
+               "epsilon": self.epsilon, "delta": self.delta, "params": p, "share": self.domain_share}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def _plan(self, table: SensitiveTable, noise: NoiseSource) -> dict[str, Any]:
+        """Steps 1-2 and 4 of the recipe: DP measurements and public arithmetic."""
+        p = self.params
+        open_ = {n: c for n, c in self.columns.items() if dp_domain.undeclared(c)}
+        n_cat = sum(1 for c in open_.values() if getattr(c, "type", "") == "categorical")
+        bp = plan_budget(epsilon=self.epsilon, delta=self.delta, count_share=p.count_share,
+                         domain_share=self.domain_share, numeric_undeclared=len(open_) - n_cat,
+                         categorical_undeclared=n_cat)
+        rows = dp_domain.dp_row_count(table, rho=bp.rho_count, noise=noise)
+        mechs = [Mechanism("row count", "Gaussian (sensitivity 1)", (2 * bp.rho_count) ** -0.5, 1.0, 1)]
+        columns = dict(self.columns)
+        if open_:
+            columns, spent = dp_domain.resolve_columns(
+                table, self.columns, rho_each=bp.rho_per_domain, delta_each=bp.delta_per_category,
+                noise=noise)
+            mechs += [Mechanism(step, "Gaussian partition selection" if d else "Gaussian histogram",
+                                (2 * rho) ** -0.5, 1.0, 1, delta=d) for step, rho, d in spent]
+        q = min(1.0, p.batch_size / rows)
+        per_epoch = max(1, round(1.0 / q))
+        steps = p.epochs * per_epoch
+        delta_acc = self.delta - sum(m.delta for m in mechs)
+        sigma = calibrate_noise(prior=[m.entry() for m in mechs], sample_rate=q, steps=steps,
+                                epsilon=self.epsilon, delta=delta_acc, accountant=p.accountant,
+                                max_noise=p.max_noise_multiplier)
+        return {"columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in columns.items()},
+                "estimated": sorted(open_), "rows": rows, "sample_rate": q, "per_epoch": per_epoch,
+                "steps": steps, "noise_multiplier": sigma, "delta_accountant": delta_acc,
+                "mechanisms": [m.to_dict() for m in mechs],
+                "init_seed": int(noise.post_processing_rng().integers(2**62))}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, table: SensitiveTable, *, noise: NoiseSource, checkpoint: Path | str | None = None,
+            progress: Callable[[Progress], None] | None = None) -> DPSGDReport:
+        if not isinstance(table, SensitiveTable):
+            raise GeneratorError("dpsgd.fit takes a SensitiveTable")
+        if not isinstance(noise, NoiseSource):
+            raise GeneratorError("dpsgd.fit takes noise=NoiseSource (never a numpy generator)")
+        p, device = self.params, self._device()
+        ckdir = Path(checkpoint) if checkpoint is not None else None
+        stored = ckpt.load_checkpoint(ckdir) if ckdir is not None else None
+        if stored is not None:
+            meta, arrays = stored
+            if meta.get("fingerprint") != self._fingerprint():
+                raise GeneratorError(f"{ckdir}: the checkpoint belongs to another configuration")
+            plan, start = meta["plan"], int(meta["step"])
+            logger.info("dpsgd: resuming at step %d of %d; nothing is measured again", start, plan["steps"])
+        else:
+            arrays, plan, start = {}, self._plan(table, noise), 0
+        columns = {n: _COLUMN.validate_python(c) for n, c in plan["columns"].items()}
+        mechs = [Mechanism(**m) for m in plan["mechanisms"]]
+        q, steps, sigma = plan["sample_rate"], plan["steps"], plan["noise_multiplier"]
+        expected = q * plan["rows"]
+        logger.info("dpsgd: %d steps at sample rate %.4g (expected batch %.0f), noise multiplier "
+                    "%.4g, clip %g, accountant %s, device %s", steps, q, expected, sigma,
+                    p.max_grad_norm, p.accountant, device.type)
+        disc = Discretiser(columns, default_bins=p.bins)
+        clip = {n: columns[n] for n in plan["estimated"]}
+        codes = torch.from_numpy(_encode_rows(table, disc, clip)).to(device)
+        model = MADE(list(disc.sizes.values()), hidden=p.hidden,
+                     generator=torch.Generator().manual_seed(plan["init_seed"]))
+        opt_state = None
+        if stored is not None:
+            model.load_state_dict(ckpt.module_state(arrays, "model."))
+        model = model.to(device)
+        if stored is not None:
+            opt_state = ckpt.optimizer_state(meta["optimizer"], arrays, device)
+        prior = [m.entry() for m in mechs]
+
+        def epsilon_at(done: int) -> float:
+            return epsilon_of(prior + [(sigma, q, done)], delta=plan["delta_accountant"],
+                              accountant=p.accountant)
+
+        def report_progress(info: Progress) -> None:
+            loss = f", loss {info.loss:.4f} (not DP)" if info.loss is not None else ""
+            logger.info("dpsgd: epoch %.0f/%d, step %d/%d, epsilon %.4g of %.4g, %.0f rows/s%s",
+                        info.epoch, p.epochs, info.step, info.steps, info.epsilon or 0.0,
+                        self.epsilon, info.rows_per_s, loss)
+            if progress is not None:
+                progress(info)
+
+        def save(done: int, net: MADE, opt: torch.optim.Optimizer) -> None:
+            groups, opt_arrays = ckpt.optimizer_arrays(opt.state_dict())
+            assert ckdir is not None
+            ckpt.save_checkpoint(ckdir, {"fingerprint": self._fingerprint(), "plan": plan,
+                                         "step": done, "optimizer": groups},
+                                 {**ckpt.module_arrays(net.state_dict(), "model."), **opt_arrays})
+
+        cfg = LoopConfig(steps=steps, sample_rate=q, expected_batch=expected, noise_multiplier=sigma,
+                         max_grad_norm=p.max_grad_norm, lr=p.lr, amp=self._amp(device),
+                         steps_per_epoch=plan["per_epoch"],
+                         report_every=plan["per_epoch"] * max(1, round(p.epochs / 20)),
+                         checkpoint_every=(p.checkpoint_every or plan["per_epoch"]) if ckdir else 0,
+                         log_loss=p.log_loss, secure=noise.is_secure)
+        train_loop(model, codes, cfg, start_step=start, optimizer_state=opt_state,
+                   sample_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
+                   noise_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
+                   epsilon_at=epsilon_at, on_checkpoint=save if ckdir else None,
+                   on_progress=report_progress)
+        del codes
+        training = {"sample_rate": q, "noise_multiplier": sigma, "steps": steps,
+                    "max_grad_norm": p.max_grad_norm, "expected_batch_size": expected,
+                    "dp_row_count": plan["rows"], "epochs": p.epochs, "sampling": "Poisson",
+                    "accountant": p.accountant, "neighbouring": "add/remove one row"}
+        report = DPSGDReport.build(mechs + [Mechanism("DP-SGD training", "Poisson-subsampled Gaussian",
+                                                      sigma, q, steps)],
+                                   delta=self.delta, accountant=p.accountant, training=training)
+        if report.epsilon > self.epsilon * (1 + 1e-9):
+            raise GeneratorError("dpsgd spent more than its epsilon (accounting bug)")
+        self.columns, self.discretiser, self.model = columns, disc, model.cpu()
+        self.report = report
+        if ckdir is not None and (ckdir / ckpt.ARRAYS).exists():
+            (ckdir / ckpt.ARRAYS).unlink()  # a finished fit must not be resumed again
+        return report
+
+    def _amp(self, device: torch.device) -> bool:
+        return self.params.amp == "on" or (self.params.amp == "auto" and device.type == "cuda")
+
+    # ------------------------------------------------------------------ use
+    def _ready(self) -> tuple[MADE, Discretiser]:
+        if self.model is None or self.discretiser is None:
+            raise GeneratorError(f"generator {self.name!r} is not fitted")
+        return self.model, self.discretiser
+
+    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
+        num_rows = self._check_rows(num_rows)
+        if not isinstance(rng, np.random.Generator):
+            raise GeneratorError("sample takes rng=numpy.random.Generator")
+        model, disc = self._ready()
+        device = self._device()
+        gen = torch.Generator(device).manual_seed(int(rng.integers(2**62)))
+        codes = model.to(device).sample(num_rows, generator=gen).cpu().numpy()
+        model.cpu()
+        return disc.decode(pd.DataFrame(codes, columns=disc.names), rng)
+
+    def log_likelihood(self, frame: pd.DataFrame) -> np.ndarray:
+        """Per-row log-likelihood under the model (nats), for attack tests and checks."""
+        model, disc = self._ready()
+        codes = disc.encode(dp_domain.clip_to_bounds(frame[disc.names], self.columns))
+        codes = codes.to_numpy(np.int64)
+        with torch.no_grad():
+            return -model.nll(torch.from_numpy(codes)).numpy()
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: Path | str) -> Path:
+        if not self.private:
+            raise GeneratorError("dpsgd: a model trained without DP cannot be saved")
+        return super().save(path)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        model, _ = self._ready()
+        return {"sizes": model.sizes}, ckpt.module_arrays(model.state_dict(), "model.")
+
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        disc = Discretiser(self.columns, default_bins=self.params.bins)
+        sizes = list(disc.sizes.values())
+        if list(meta.get("sizes", [])) != sizes:
+            raise GeneratorError("the stored model does not match the stored column spec")
+        model = MADE(sizes, hidden=self.params.hidden, generator=torch.Generator().manual_seed(0))
+        try:
+            model.load_state_dict(ckpt.module_state(arrays, "model."))
+        except RuntimeError:
+            raise GeneratorError("the stored model arrays do not match its architecture") from None
+        self.model, self.discretiser = model.eval(), disc
+
+    @classmethod
+    def load(cls, path: Path | str) -> "DPSGDGenerator":
+        gen = super().load(path)
+        doc = json.loads((Path(path) / META_FILE).read_text())
+        gen.report = DPSGDReport.from_dict(doc["report"])
+        return gen  # type: ignore[return-value]
+
+
+def fit_nonprivate(gen: DPSGDGenerator, frame: pd.DataFrame, *, seed: int,
+                   progress: Callable[[Progress], None] | None = None) -> DPSGDGenerator:
+    """Train the same model on ``frame`` WITHOUT DP: for benchmarks and attack tests only.
+
+    Same network, batches (Poisson, rate ``batch_size / rows``), steps and optimizer as
+    :meth:`DPSGDGenerator.fit`, minus clipping and noise. The result samples but refuses
+    :meth:`~DPSGDGenerator.save` and has no privacy report; no release can use it.
+    """
+    if gen.discretiser is None:
+        raise GeneratorError("fit_nonprivate needs every domain declared")
+    p, device = gen.params, gen._device()
+    disc = gen.discretiser
+    codes = torch.from_numpy(disc.encode(frame[disc.names]).to_numpy(np.int64)).to(device)
+    rows = codes.shape[0]
+    q = min(1.0, p.batch_size / rows)
+    per_epoch = max(1, round(1.0 / q))
+    model = MADE(list(disc.sizes.values()), hidden=p.hidden,
+                 generator=torch.Generator().manual_seed(seed)).to(device)
+    cfg = LoopConfig(steps=p.epochs * per_epoch, sample_rate=q, expected_batch=q * rows,
+                     noise_multiplier=None, max_grad_norm=p.max_grad_norm, lr=p.lr,
+                     amp=gen._amp(device), steps_per_epoch=per_epoch)
+    train_loop(model, codes, cfg, sample_generator=torch.Generator(device).manual_seed(seed + 1),
+               noise_generator=None, on_progress=progress)
+    gen.model, gen.private, gen.report = model.cpu(), False, None
+    return gen

@@ -1,0 +1,125 @@
+"""SDMetrics 0.32 QualityReport (column shapes, column-pair trends) and DiagnosticReport.
+
+Fail closed, unlike SDMetrics' own aggregation: a property whose details hold a NaN
+score or an error (SDMetrics averages those away with ``nanmean``) is reported as NaN,
+and so is the overall score, so the gate fails it. The columns and metrics that broke
+are named in the details (names only). SDMetrics' single-table reports are used (its
+unified reports add an empty "Constraint Validity" property that changes the overall
+diagnostic score); their import-time FutureWarning and any run-time warning are
+silenced, because warnings can quote values.
+
+FACTS.md: a quality score can look good for a useless or a copying generator; it is one
+figure next to TSTR and the privacy checks, never a gate on its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from typing import Any, Mapping
+
+import pandas as pd
+
+from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn
+
+logger = logging.getLogger(__name__)
+
+FIGURES = (
+    "quality_score",
+    "quality_column_shapes",
+    "quality_column_pair_trends",
+    "diagnostic_score",
+    "diagnostic_data_validity",
+    "diagnostic_data_structure",
+)
+_PROPERTIES = {
+    "quality": {
+        "Column Shapes": "quality_column_shapes",
+        "Column Pair Trends": "quality_column_pair_trends",
+    },
+    "diagnostic": {
+        "Data Validity": "diagnostic_data_validity",
+        "Data Structure": "diagnostic_data_structure",
+    },
+}
+
+
+def sdmetrics_metadata(specs: Mapping[str, object]) -> dict[str, Any]:
+    columns: dict[str, dict[str, str]] = {}
+    for name, spec in specs.items():
+        if isinstance(spec, (CategoricalColumn, BooleanColumn)):
+            columns[name] = {"sdtype": "categorical"}  # booleans arrive as "True"/"False"
+        elif isinstance(spec, DatetimeColumn):
+            columns[name] = {"sdtype": "datetime"}
+        else:
+            columns[name] = {"sdtype": "numerical"}
+    return {"columns": columns}
+
+
+def sdmetrics_figures(
+    *, real: pd.DataFrame, synthetic: pd.DataFrame, specs: Mapping[str, object]
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """Typed frames in (``features.typed_frame``): scores and per-column details out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from sdmetrics.reports.single_table import DiagnosticReport, QualityReport
+
+        metadata = sdmetrics_metadata(specs)
+        figures: dict[str, float] = {}
+        details: dict[str, Any] = {}
+        for kind, report in (("quality", QualityReport()), ("diagnostic", DiagnosticReport())):
+            report.generate(real, synthetic, metadata, verbose=False)
+            scores, broken = {}, {}
+            for prop, key in _PROPERTIES[kind].items():
+                table = report.get_details(prop)
+                problems = _problems(table)
+                scores[key] = float("nan") if problems else float(report.get_properties().set_index(
+                    "Property").loc[prop, "Score"])
+                if problems:
+                    broken[prop] = problems
+                details[key] = _rows(table)
+            values = list(scores.values())
+            figures.update(scores)
+            figures[f"{kind}_score"] = (
+                float(sum(values) / len(values)) if all(math.isfinite(v) for v in values)
+                else float("nan")
+            )
+            if broken:
+                details[f"{kind}_problems"] = broken
+                logger.warning("sdmetrics %s report: %d properties had failing metrics", kind,
+                               len(broken))
+    return figures, details
+
+
+def _problems(table: pd.DataFrame) -> list[str]:
+    """Column and metric names of rows that errored or lack a score they should have.
+
+    SDMetrics 0.32 leaves a column pair's score NaN *by design* when the pair's real
+    association is below the report's threshold ("Meets Threshold?" is False); such a
+    pair is not counted. Any other missing score is a failure.
+    """
+    if table is None or len(table) == 0:
+        return ["no details"]
+    bad = table["Score"].isna() if "Score" in table else pd.Series(True, index=table.index)
+    if "Meets Threshold?" in table:
+        excluded = table["Meets Threshold?"].astype("boolean").eq(False).fillna(False)
+        bad &= ~excluded.astype(bool)
+    if "Error" in table:
+        bad |= table["Error"].notna()
+    names = []
+    for _, row in table.loc[bad].iterrows():
+        cols = [str(row[c]) for c in ("Column", "Column 1", "Column 2") if c in row and pd.notna(row[c])]
+        names.append(f"{row.get('Metric', 'metric')}: {', '.join(cols)}")
+    return names
+
+
+def _rows(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Column names, metric and score only (no real-data statistics copied)."""
+    keep = [c for c in ("Column", "Column 1", "Column 2", "Metric", "Score") if c in table]
+    out = []
+    for record in table[keep].to_dict(orient="records"):
+        score = record.get("Score")
+        record["Score"] = None if score is None or pd.isna(score) else float(score)
+        out.append({str(k): v for k, v in record.items()})
+    return out
