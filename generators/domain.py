@@ -152,6 +152,11 @@ class ColumnCoder:
             return out.rename(self.name)
         if s.integer:
             x = np.clip(np.floor(x), np.ceil(lo), np.floor(hi))
+            if not self._integer_steps() and len(x):
+                # floor() can land one below the bin's first integer: move it back in, so
+                # that decoded values re-encode to the sampled code (bins are >= 1 wide).
+                below = np.floor((x - lo) / (hi - lo) * self.bins) < k
+                x = np.where(below, np.minimum(x + 1, np.floor(hi)), x)
             out = pd.Series(x.astype(np.int64), dtype="Int64")
             out[null] = pd.NA
             return out.rename(self.name)

@@ -65,6 +65,7 @@ class DPSGDParams(GeneratorParams):
     count_share: float = Field(default=0.01, gt=0, lt=0.5, description="budget share of the DP row count")
     checkpoint_every: int = Field(default=0, ge=0, description="steps; 0: once per epoch")
     log_loss: bool = Field(default=False, description="log the (non-DP) training loss")
+    ema: float = Field(default=0.0, ge=0, lt=1, description="return an average of the iterates")
 
 
 def _torch_seed(noise: NoiseSource) -> int:
@@ -198,23 +199,26 @@ class DPSGDGenerator(DPGenerator):
             if progress is not None:
                 progress(info)
 
-        def save(done: int, net: MADE, opt: torch.optim.Optimizer) -> None:
+        def save(done: int, net: MADE, opt: torch.optim.Optimizer, avg: list) -> None:
             groups, opt_arrays = ckpt.optimizer_arrays(opt.state_dict())
             assert ckdir is not None
             ckpt.save_checkpoint(ckdir, {"fingerprint": self._fingerprint(), "plan": plan,
                                          "step": done, "optimizer": groups},
-                                 {**ckpt.module_arrays(net.state_dict(), "model."), **opt_arrays})
+                                 {**ckpt.module_arrays(net.state_dict(), "model."), **opt_arrays,
+                                  **{f"avg.{i}": a.cpu().numpy() for i, a in enumerate(avg)}})
 
         cfg = LoopConfig(steps=steps, sample_rate=q, expected_batch=expected, noise_multiplier=sigma,
                          max_grad_norm=p.max_grad_norm, lr=p.lr, amp=self._amp(device),
                          steps_per_epoch=plan["per_epoch"],
                          report_every=plan["per_epoch"] * max(1, round(p.epochs / 20)),
                          checkpoint_every=(p.checkpoint_every or plan["per_epoch"]) if ckdir else 0,
-                         log_loss=p.log_loss, secure=noise.is_secure)
+                         log_loss=p.log_loss, secure=noise.is_secure, ema=p.ema)
+        averaged = [torch.from_numpy(arrays[f"avg.{i}"]) for i in range(len(list(model.parameters())))
+                    ] if stored is not None else None
         train_loop(model, codes, cfg, start_step=start, optimizer_state=opt_state,
                    sample_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
                    noise_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
-                   epsilon_at=epsilon_at, on_checkpoint=save if ckdir else None,
+                   epsilon_at=epsilon_at, on_checkpoint=save if ckdir else None, averaged=averaged,
                    on_progress=report_progress)
         del codes
         training = {"sample_rate": q, "noise_multiplier": sigma, "steps": steps,
@@ -310,7 +314,7 @@ def fit_nonprivate(gen: DPSGDGenerator, frame: pd.DataFrame, *, seed: int,
                  generator=torch.Generator().manual_seed(seed)).to(device)
     cfg = LoopConfig(steps=p.epochs * per_epoch, sample_rate=q, expected_batch=q * rows,
                      noise_multiplier=None, max_grad_norm=p.max_grad_norm, lr=p.lr,
-                     amp=gen._amp(device), steps_per_epoch=per_epoch)
+                     amp=gen._amp(device), steps_per_epoch=per_epoch, ema=p.ema)
     train_loop(model, codes, cfg, sample_generator=torch.Generator(device).manual_seed(seed + 1),
                noise_generator=None, on_progress=progress)
     gen.model, gen.private, gen.report = model.cpu(), False, None

@@ -53,6 +53,7 @@ class LoopConfig:
     checkpoint_every: int = 0
     log_loss: bool = False
     secure: bool = False
+    ema: float = 0.0  # decay of the average of the iterates returned (0: last iterate)
 
 
 @dataclass(frozen=True)
@@ -78,7 +79,8 @@ def train_loop(
     noise_generator: torch.Generator | None, start_step: int = 0,
     optimizer_state: Mapping[str, Any] | None = None,
     epsilon_at: Callable[[int], float] | None = None,
-    on_checkpoint: Callable[[int, MADE, torch.optim.Optimizer], None] | None = None,
+    on_checkpoint: Callable[[int, MADE, torch.optim.Optimizer, list[torch.Tensor]], None] | None = None,
+    averaged: list[torch.Tensor] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> None:
     """Run steps ``start_step .. cfg.steps - 1``; raises GeneratorError on a NaN loss."""
@@ -104,6 +106,7 @@ def train_loop(
             generator=noise_generator, secure_mode=cfg.secure)
         model.set_book_keeping(True)
     check_every = 1 if device.type == "cpu" else NAN_CHECK_EVERY
+    avg = [a.to(device) for a in averaged] if averaged else [p.detach().clone() for p in params]
     every = cfg.report_every or cfg.steps_per_epoch
     bad = torch.zeros((), dtype=torch.bool, device=device)
     loss_sum = torch.zeros((), device=device)
@@ -135,6 +138,10 @@ def train_loop(
                         (total / batch.shape[0]).backward()
                 opt.step()
                 done = step + 1
+                if cfg.ema:  # averaging iterates is post-processing: free under DP
+                    with torch.no_grad():
+                        torch._foreach_lerp_(avg, [p.detach() for p in params],
+                                             1.0 - min(cfg.ema, (1 + done) / (10 + done)))
                 if (done % check_every == 0 or done == cfg.steps) and bool(bad):
                     raise GeneratorError(
                         f"dpsgd: the training loss became NaN or infinite by step {done}; "
@@ -151,12 +158,16 @@ def train_loop(
                         rows_per_s=(done - start_step) * cfg.expected_batch / max(elapsed, 1e-9)))
                 if (on_checkpoint is not None and cfg.checkpoint_every
                         and done % cfg.checkpoint_every == 0 and done < cfg.steps):
-                    on_checkpoint(done, model, base)
+                    on_checkpoint(done, model, base, avg)
     finally:
         if gsm is not None:
             gsm.remove_hooks()
             gsm._close()
         model.set_book_keeping(False)
         model.eval()
+    if cfg.ema:
+        with torch.no_grad():
+            for p, a in zip(params, avg):
+                p.copy_(a)
     if not all(bool(torch.isfinite(p).all()) for p in params):
         raise GeneratorError("dpsgd: the model's parameters are not finite; no model is returned")

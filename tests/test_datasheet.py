@@ -15,7 +15,12 @@ from synthrelease import pipeline
 from synthrelease.errors import PrivacyError
 from synthrelease.spec import load_spec
 from synthrelease.store import ReleaseStore
-from synthrelease.validators.datasheet import build_datasheet
+from synthrelease.validators.datasheet import (
+    build_datasheet,
+    datasheet_markdown,
+    synthetic_statistics,
+)
+from synthrelease.validators.gate import THRESHOLD_CHECKS
 from synthrelease.validators.summary import verdict_markdown
 
 
@@ -37,16 +42,14 @@ def _release(spec_path: Path):
 
 
 def _spellings(value: float) -> set[str]:
-    """Ways a figure could be written (only distinctive ones: 4+ significant digits)."""
-    out = {repr(value)[:8], f"{value:.6f}", f"{value:.5f}", f"{value:.4f}", f"{value:.4g}",
-           f"{value:.3%}", f"{value:.2%}"}
-    return {s for s in out if sum(ch.isdigit() for ch in s.lstrip("0.-")) >= 4}
+    """Ways a figure could be written, if distinctive (6+ significant digits: shares over
+    a few thousand rows can coincide with a synthetic share at 4 digits)."""
+    out = {repr(value)[:10], f"{value:.6f}", f"{value:.6g}", f"{value:.4%}"}
+    return {s for s in out if sum(ch.isdigit() for ch in s.lstrip("0.-")) >= 6}
 
 
 @pytest.fixture(scope="module")
 def default_release(tmp_path_factory):
-    from tests.conftest import SMALL_COLUMNS, make_table  # noqa: F401 - same table as spec_factory
-
     tmp = tmp_path_factory.mktemp("datasheet")
     return _release(_spec(tmp))
 
@@ -88,6 +91,20 @@ def test_public_datasheet_holds_no_value_computed_from_the_real_rows(default_rel
                           "target", "synthetic", "validation"}
     for check in sheet["validation"]["checks"]:
         assert set(check) == {"name", "threshold", "bound", "passed", "reason", "description"}
+    # Every value in it is a function of public inputs: the spec, the DP accounting, the
+    # published synthetic table, and the verdict's pass/fail bits...
+    synthetic = pd.read_parquet(release / "synthetic" / "small.parquet")
+    assert sheet["synthetic"]["statistics"] == json.loads(json.dumps(
+        synthetic_statistics(synthetic, spec.columns)))
+    assert sheet["privacy"]["details"] == manifest["privacy"]["details"]
+    assert sheet["schema"] == manifest["schema"]
+    for check in sheet["validation"]["checks"]:
+        attr = next((a for n, a, _ in THRESHOLD_CHECKS if n == check["name"]), None)
+        assert check["threshold"] == (None if attr is None else getattr(spec.gate, attr))
+        assert check["passed"] is True
+    # ...and the Markdown is a rendering of the JSON.
+    assert text_md == datasheet_markdown(sheet)
+    # Belt and braces: no distinctive spelling of any real-data figure appears.
     checked = 0
     for name, value in figures.items():
         if not isinstance(value, float) or not math.isfinite(value):
@@ -95,14 +112,10 @@ def test_public_datasheet_holds_no_value_computed_from_the_real_rows(default_rel
         for spelling in _spellings(value):
             checked += 1
             assert spelling not in text_json and spelling not in text_md, (name, spelling)
-    assert checked > 50, "the scan found too few distinctive figures to prove anything"
-    # what it does say: the guarantee, the verdict, synthetic-only statistics
+    assert checked > 30, "the scan found too few distinctive figures to prove anything"
     assert sheet["privacy"]["epsilon"] == pytest.approx(3.0) and sheet["validation"]["passed"]
     names = [c["name"] for c in sheet["validation"]["checks"]]
     assert "tstr_gap" in names and "mia_auc" in names and "expectations" in names
-    synthetic = pd.read_parquet(release / "synthetic" / "small.parquet")
-    assert sheet["synthetic"]["statistics"]["age"]["mean"] == pytest.approx(
-        synthetic["age"].astype(float).mean())
     assert "differential privacy" in text_md and "| mia_auc |" in text_md
 
 

@@ -72,5 +72,6 @@ def test_overfit_non_dp_synthesizer_is_blocked_by_the_privacy_checks(overfit):
     failed = {c.name for c in verdict.failed}
     assert verdict.passed is False
     assert failed & PRIVACY_CHECKS, (failed, {k: evaluation.figures.get(k) for k in PRIVACY_CHECKS})
-    # memorisation shows as synthetic rows sitting closer to the training rows
-    assert evaluation.figures["dcr_train_share"] > spec.gate.max_dcr_train_share
+    # memorisation shows as synthetic rows sitting closer to (or next to) training rows;
+    # over torch seeds 0-4 near copies always flag it, the DCR share in four of five
+    assert failed & {"dcr_train_share", "near_copy_excess"}

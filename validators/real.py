@@ -38,6 +38,7 @@ import pandas as pd
 from synthrelease.errors import SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import NumericalColumn
 from synthrelease.validators.copies import row_hashes, share_in
 from synthrelease.validators.distance import FIGURES as DISTANCE_FIGURES
 from synthrelease.validators.distance import distance_figures
@@ -46,7 +47,7 @@ from synthrelease.validators.distributions import (
     association_matrix,
     distributions,
 )
-from synthrelease.validators.encoding import encode_mixed
+from synthrelease.validators.encoding import MixedMatrix, encode_mixed
 from synthrelease.validators.evaluation import Collector, Evaluation, Settings
 from synthrelease.validators.features import typed_frame
 from synthrelease.validators.inference import inference_risk
@@ -187,8 +188,9 @@ def evaluate_against_real(
     if target is not None and target not in specs:
         raise ValueError("the target is not a declared column")
     s, a, m = settings.sample_rows, settings.attack_rows, settings.marginal_rows
-    train_all = _declared(train.reveal(), specs, what="train")
-    hold_m = _shuffled(_declared(holdout.reveal(), specs, what="holdout"), m, rng)
+    train_all = _clip_numbers(_declared(train.reveal(), specs, what="train"), specs)
+    hold_all = _clip_numbers(_declared(holdout.reveal(), specs, what="holdout"), specs)
+    hold_m = _shuffled(hold_all, m, rng)
     synth_m = _shuffled(_declared(synthetic, specs, what="synthetic"), m, rng)
     hold, synth = hold_m.iloc[:s], synth_m.iloc[:s]  # random rows: a prefix is a sample
     if min(len(train_all), len(hold), len(synth)) < 4:
@@ -198,8 +200,9 @@ def evaluate_against_real(
     out.evaluation.details["settings"] = settings.to_dict()
 
     out.run("marginals_and_copies", lambda: (real_data_figures(
-        train=train, holdout=holdout, synthetic=synthetic, discretiser=discretiser, rng=rng,
-        max_rows=m), {}), FIGURE_NAMES)
+        train=SensitiveTable(train_all, label=train.label),
+        holdout=SensitiveTable(hold_all, label=holdout.label), synthetic=synthetic,
+        discretiser=discretiser, rng=rng, max_rows=m), {}), FIGURE_NAMES)
     out.run("marginals_3way", lambda: _tvd_3way(hold_m, synth_m, discretiser, rng, settings),
             ("tvd_3way",))
     out.run("plots", lambda: _plots(hold, synth, discretiser), ("association_gap",))
@@ -208,14 +211,13 @@ def evaluate_against_real(
         real=typed_hold, synthetic=typed_synth, specs=specs), SDMETRICS_FIGURES)
     if target is not None:
         fit = min(len(synth), len(train_all), s)
+        typed_train = typed_frame(_shuffled(train_all, fit, rng), specs)
         out.run("tstr", lambda: tstr_figures(
-            synthetic=typed_synth.iloc[:fit], train=typed_frame(_shuffled(train_all, fit, rng), specs),
-            holdout=typed_hold, specs=specs, target=target, seed=int(rng.integers(2**31))),
-            TSTR_FIGURES)
+            synthetic=typed_synth.iloc[:fit], train=typed_train, holdout=typed_hold,
+            specs=specs, target=target, seed=int(rng.integers(2**31))), TSTR_FIGURES)
 
     enc_train, enc_hold = encode_mixed(train_ref, specs), encode_mixed(hold, specs)
     enc_synth = encode_mixed(synth, specs)
-    first = lambda m, n: m.take(np.arange(min(n, m.rows)))  # noqa: E731 - rows are shuffled
     half = enc_hold.rows // 2
     out.run("distance", lambda: distance_figures(
         synthetic=first(enc_synth, a), train=enc_train, holdout=enc_hold, rng=rng),
@@ -226,17 +228,37 @@ def evaluate_against_real(
         MIA_FIGURES)
     out.run("singling_out", lambda: singling_out_risk(
         synthetic=enc_synth, train=enc_train, control=enc_hold, rng=rng,
-        queries=settings.singling_out_queries), ("singling_out_risk", "singling_out_risk_low", "singling_out_risk_high"))
+        queries=settings.singling_out_queries), _risk_figures("singling_out"))
     out.run("linkability", lambda: linkability_risk(
         synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
-        ("linkability_risk", "linkability_risk_low", "linkability_risk_high"))
+        _risk_figures("linkability"))
     out.run("inference", lambda: inference_risk(
         synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
-        ("inference_risk", "inference_risk_low", "inference_risk_high"))
+        _risk_figures("inference"))
     failed = sorted(out.evaluation.errors)
     logger.info("real-data evaluation: %d checks failed%s", len(failed),
                 f" ({', '.join(failed)})" if failed else "")
     return out.evaluation
+
+
+def _clip_numbers(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFrame:
+    """Real numbers outside the validation domain clipped to it, as the generator saw
+    them (``train`` already clips to declared bounds; a DP-estimated bound can be
+    narrower than the rows). Copies only the columns it changes."""
+    out = frame
+    for name, spec in specs.items():
+        if not isinstance(spec, NumericalColumn) or spec.lower is None or spec.upper is None:
+            continue
+        x = pd.to_numeric(frame[name], errors="coerce")
+        if ((x < spec.lower) | (x > spec.upper)).any():
+            out = out.copy() if out is frame else out
+            out[name] = x.clip(spec.lower, spec.upper)
+    return out
+
+
+def first(matrix: MixedMatrix, rows: int) -> MixedMatrix:
+    """The first ``rows`` rows: a random sample, since every sample here is shuffled."""
+    return matrix.take(np.arange(min(rows, matrix.rows)))
 
 
 def _shuffled(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
@@ -245,19 +267,25 @@ def _shuffled(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.D
     return frame.iloc[take].reset_index(drop=True)
 
 
-def _tvd_3way(hold, synth, discretiser, rng, settings):
+def _risk_figures(attack: str) -> tuple[str, str, str]:
+    return (f"{attack}_risk", f"{attack}_risk_low", f"{attack}_risk_high")
+
+
+def _tvd_3way(
+    hold: pd.DataFrame, synth: pd.DataFrame, discretiser: Discretiser,
+    rng: np.random.Generator, settings: Settings,
+) -> tuple[dict[str, float], dict[str, int]]:
     sizes = discretiser.sizes
-    if len(sizes) < 3:  # the whole joint is a lower marginal: use the widest one there is
-        way = len(sizes)
-    else:
-        way = 3
+    way = min(3, len(sizes))  # fewer columns: the widest marginal there is (the joint)
     workload = sampled_workload(sizes, way=way, max_marginals=settings.max_marginals, rng=rng)
     value = marginal_tvd(discretiser.encode(synth), discretiser.encode(hold), sizes, way=way,
                          workload=workload)
     return {"tvd_3way": value}, {"marginals": len(workload), "way": way}
 
 
-def _plots(hold, synth, discretiser):
+def _plots(
+    hold: pd.DataFrame, synth: pd.DataFrame, discretiser: Discretiser
+) -> tuple[dict[str, float], dict[str, object]]:
     real_codes, synth_codes = discretiser.encode(hold), discretiser.encode(synth)
     sizes = discretiser.sizes
     real_assoc = association_matrix(real_codes, sizes)

@@ -139,7 +139,9 @@ def _plots(details: Mapping[str, Any]) -> str:
         return ""
     out = ["<h2>Distributions (holdout vs synthetic, public bins)</h2>"]
     for name, d in plots.get("distributions", {}).items():
-        out.append(f"<figure>{svg.bars(title=str(name), labels=d['labels'], real=d['real'], synthetic=d['synthetic'])}</figure>")
+        chart = svg.bars(title=str(name), labels=d["labels"], real=d["real"],
+                         synthetic=d["synthetic"])
+        out.append(f"<figure>{chart}</figure>")
     assoc = plots.get("association")
     if isinstance(assoc, Mapping):
         cols, real, synth = assoc["columns"], assoc["real"], assoc["synthetic"]

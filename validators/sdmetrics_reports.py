@@ -109,7 +109,8 @@ def _problems(table: pd.DataFrame) -> list[str]:
         bad |= table["Error"].notna()
     names = []
     for _, row in table.loc[bad].iterrows():
-        cols = [str(row[c]) for c in ("Column", "Column 1", "Column 2") if c in row and pd.notna(row[c])]
+        cols = [str(row[c]) for c in ("Column", "Column 1", "Column 2")
+                if c in row and pd.notna(row[c])]
         names.append(f"{row.get('Metric', 'metric')}: {', '.join(cols)}")
     return names
 

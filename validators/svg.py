@@ -34,7 +34,7 @@ def bars(
         order = sorted(order, key=lambda i: -max(real[i], synthetic[i]))[:MAX_BARS]
         order.sort()
         hidden = len(labels) - MAX_BARS
-    width, height, left, bottom, top = 640, 220, 40, 70, 24
+    width, height, left, bottom, top = 680, 240, 80, 80, 24
     plot_w, plot_h = width - left - 10, height - bottom - top
     peak = max([real[i] for i in order] + [synthetic[i] for i in order] + [1e-9])
     slot = plot_w / max(1, len(order))
