@@ -33,6 +33,7 @@ down:
 
 bench: install
 	$(BIN)/python bench/bench_mst.py
+	$(BIN)/python bench/bench_marginal.py
 
 clean:
 	rm -rf .synthrelease releases .prefect .pytest_cache

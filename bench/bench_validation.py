@@ -11,6 +11,8 @@ checks work on bounded samples (gate.sample_rows, gate.attack_rows, 50,000 rows 
 marginals), so time and memory grow only with loading and sampling (linear in rows).
 The synthetic table is MST's output at epsilon 1 (fitted once, ~40-400 s), or with
 ``--quick`` each column resampled independently from the training rows (timing only).
+Tiled tables repeat rows, so the gate's figures on them mean nothing (e.g. the
+membership attack sees holdout duplicates in its reference): read the time, not the verdict.
 """
 
 from __future__ import annotations

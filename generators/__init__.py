@@ -13,11 +13,14 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from synthrelease.errors import GeneratorError
+from synthrelease.generators.aim import AIMGenerator
 from synthrelease.generators.base import META_FILE, DPGenerator
 from synthrelease.generators.mst import MSTGenerator
 from synthrelease.spec import GENERATOR_NAMES, GeneratorSpec
 
-GENERATORS: Mapping[str, type[DPGenerator]] = MappingProxyType({"mst": MSTGenerator})
+GENERATORS: Mapping[str, type[DPGenerator]] = MappingProxyType(
+    {"mst": MSTGenerator, "aim": AIMGenerator}
+)
 # Generators on heavy engines (torch/opacus), imported on first use: "module:Class".
 LAZY_GENERATORS: Mapping[str, str] = MappingProxyType(
     {"dpsgd": "synthrelease.generators.dpsgd:DPSGDGenerator"}
@@ -38,14 +41,19 @@ def _generator_class(name: str) -> type[DPGenerator]:
 
 def build_generator(
     spec: GeneratorSpec, columns: Mapping[str, Any], *, epsilon: float, delta: float,
-    domain_share: float | None = None,
+    domain_share: float | None = None, target: str | None = None,
 ) -> DPGenerator:
     """An unfitted generator for a spec's ``generator`` section (params validated).
 
     ``domain_share`` (``privacy.domain_share``) reaches generators that estimate
-    undeclared domains with DP (class attribute ``estimates_domains``).
+    undeclared domains with DP (class attribute ``estimates_domains``); ``target`` (the
+    spec's ``target``) reaches generators that use one (class attribute ``uses_target``:
+    AIM's default workload), unless their params name one already.
     """
     cls = _generator_class(spec.name)
+    if target is not None and getattr(cls, "uses_target", False):
+        return cls(columns, epsilon=epsilon, delta=delta, params=spec.params,  # type: ignore[call-arg]
+                   target=target)
     if domain_share and getattr(cls, "estimates_domains", False):
         return cls(columns, epsilon=epsilon, delta=delta, params=spec.params,  # type: ignore[call-arg]
                    domain_share=domain_share)
@@ -62,4 +70,4 @@ def load_generator(path: Path | str) -> DPGenerator:
     return _generator_class(str(name)).load(path)
 
 
-__all__ = ["GENERATORS", "LAZY_GENERATORS", "DPGenerator", "MSTGenerator", "build_generator", "load_generator"]
+__all__ = ["GENERATORS", "LAZY_GENERATORS", "AIMGenerator", "DPGenerator", "MSTGenerator", "build_generator", "load_generator"]

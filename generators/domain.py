@@ -59,6 +59,7 @@ class ColumnCoder:
         s = self.spec
         return (
             isinstance(s, NumericalColumn)
+            and getattr(s, "edges", None) is None
             and s.integer
             and float(s.lower).is_integer()
             and int(np.floor(s.upper) - s.lower + 1) == self.bins
@@ -102,7 +103,10 @@ class ColumnCoder:
             lo, hi = self._numeric_bounds()
             if not np.isfinite(x).all() or (x < lo).any() or (x > hi).any():
                 raise self._fail("has values outside the declared bounds")
-            if self._integer_steps():
+            edges = self._edges()
+            if edges is not None:
+                codes[present] = np.searchsorted(edges, x, side="right")
+            elif self._integer_steps():
                 codes[present] = np.rint(x - lo).astype(np.int64)
             else:
                 k = np.floor((x - lo) / (hi - lo) * self.bins).astype(np.int64)
@@ -110,6 +114,26 @@ class ColumnCoder:
         if null.any():
             codes[null] = self.bins
         return codes
+
+    def _edges(self) -> np.ndarray | None:
+        """Declared (or DP-learned) interior edges of a numerical column, if any."""
+        edges = getattr(self.spec, "edges", None)
+        return None if edges is None else np.asarray(edges, dtype=float)
+
+    def _decode_edges(self, k: np.ndarray, edges: np.ndarray, rng: np.random.Generator, *,
+                      integer: bool) -> np.ndarray:
+        """A value drawn uniformly inside bin k = [e_k, e_k+1) (the last one closed); for
+        integer columns, uniformly among the bin's integers."""
+        lo, hi = self._numeric_bounds()
+        bounds = np.concatenate([[lo], edges, [hi]])
+        left, right = bounds[k], bounds[k + 1]
+        if not integer:
+            return np.clip(left + rng.random(len(k)) * (right - left), lo, hi)
+        first = np.ceil(left)
+        last = np.where(k == len(edges), np.floor(right), np.ceil(right) - 1)
+        last = np.maximum(last, first)  # a bin holding no integer: its left end, rounded up
+        x = first + np.floor(rng.random(len(k)) * (last - first + 1))
+        return np.clip(np.minimum(x, last), np.ceil(lo), np.floor(hi)).astype(np.int64)
 
     def _as_float(self, values: pd.Series) -> np.ndarray:
         if isinstance(self.spec, DatetimeColumn):
@@ -140,6 +164,12 @@ class ColumnCoder:
             out[null] = pd.NA
             return out.rename(self.name)
         lo, hi = self._numeric_bounds()
+        edges = self._edges()
+        if edges is not None:
+            out = pd.Series(self._decode_edges(k, edges, rng, integer=s.integer),
+                            dtype="Int64" if s.integer else float)
+            out[null] = pd.NA if s.integer else np.nan
+            return out.rename(self.name)
         if self._integer_steps():
             x = lo + k.astype(float)
         else:
@@ -202,6 +232,8 @@ def _bins_for(spec: object, default_bins: int) -> int:
         return len(spec.labels)
     if isinstance(spec, BooleanColumn):
         return 2
+    if getattr(spec, "edges", None) is not None:
+        return len(spec.edges) + 1
     bins = getattr(spec, "bins", None) or default_bins
     if isinstance(spec, NumericalColumn) and spec.integer and float(spec.lower).is_integer():
         span = int(np.floor(spec.upper) - spec.lower + 1)

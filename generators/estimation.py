@@ -28,6 +28,7 @@ from synthrelease.generators.graphical import Beliefs, Calibrator, _shape
 from synthrelease.generators.jtree import Clique, maximal_subset
 
 logger = logging.getLogger(__name__)
+_BLOCK = 50  # steps between convergence checks
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,15 @@ class _Loss:
         return loss, grads
 
 
-def _expand(warm: Fit, cliques: Sequence[Clique], sizes: Sequence[int]) -> list[np.ndarray]:
-    """The warm fit's potentials re-expressed on the new cliques (same distribution)."""
+Warm = Fit | Sequence[tuple[Clique, np.ndarray]]
+
+
+def _expand(warm: Warm, cliques: Sequence[Clique], sizes: Sequence[int]) -> list[np.ndarray]:
+    """Warm-start log-potentials (a previous fit's, or (clique, table) pairs) re-expressed
+    on the new cliques: the same distribution."""
+    pairs = zip(warm.calibrator.cliques, warm.potentials) if isinstance(warm, Fit) else warm
     out = [np.zeros(tuple(sizes[a] for a in c)) for c in cliques]
-    for old, theta in zip(warm.calibrator.cliques, warm.potentials):
+    for old, theta in pairs:
         options = [i for i, c in enumerate(cliques) if set(old) <= set(c)]
         if not options:
             raise GeneratorError("warm start: an old clique fits in no new clique (bug)")
@@ -126,9 +132,12 @@ def estimate(
     *,
     total: float,
     iters: int,
-    warm: Fit | None = None,
+    warm: Warm | None = None,
+    tol: float | None = None,
 ) -> Fit:
-    """Mirror descent (Armijo steps) from ``warm`` (or the uniform model)."""
+    """Mirror descent (Armijo steps) from ``warm`` (or the uniform model), for ``iters``
+    steps, or fewer when ``tol`` is set and a block of 50 steps lowered the loss by less
+    than ``tol`` times its value."""
     if not measurements:
         raise GeneratorError("estimation needs at least one measurement")
     cliques = model_cliques(len(sizes), [m.clique for m in measurements])
@@ -137,15 +146,16 @@ def estimate(
     theta = (_expand(warm, cliques, sizes) if warm is not None
              else [np.zeros(tuple(sizes[a] for a in c)) for c in cliques])
     beliefs = cal.beliefs(theta)
-    mu = [beliefs.project(c) * total for c in cliques]
+    mu = cal.potential_marginals(beliefs, total)
     loss, grads = loss_fn(mu)
     alpha = 2.0 / (loss_fn.lipschitz * total)
-    if warm is not None:
+    if isinstance(warm, Fit):
         alpha = max(alpha, min(warm.alpha, 64 * alpha))
-    for _ in range(int(iters)):
+    checkpoint = loss
+    for step in range(1, int(iters) + 1):
         theta2 = [t - alpha * g for t, g in zip(theta, grads)]
         beliefs2 = cal.beliefs(theta2)
-        mu2 = [beliefs2.project(c) * total for c in cliques]
+        mu2 = cal.potential_marginals(beliefs2, total)
         loss2, grads2 = loss_fn(mu2)
         drop = sum(float(np.sum(g * (a - b))) for g, a, b in zip(grads, mu, mu2))
         if loss - loss2 >= 0.5 * alpha * drop:
@@ -153,5 +163,9 @@ def estimate(
             alpha *= 1.01
         else:
             alpha *= 0.5
+        if tol is not None and step % _BLOCK == 0:
+            if checkpoint - loss <= tol * abs(loss):
+                break
+            checkpoint = loss
     theta = [np.broadcast_to(t, tuple(sizes[a] for a in c)).copy() for t, c in zip(theta, cliques)]
     return Fit(cal, tuple(theta), beliefs, float(total), float(loss), float(alpha))

@@ -27,7 +27,7 @@ import itertools
 import logging
 import math
 import time
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 import numpy as np
 import pandas as pd
@@ -53,6 +53,9 @@ class MSTParams(GeneratorParams):
     bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
     iters: int = Field(default=2000, ge=1, le=100_000, description="estimation iterations")
     compress: bool = Field(default=True, description="merge 1-way cells below 3 sigma")
+    engine: Literal["numpy", "mbi"] = Field(
+        default="numpy", description="estimation engine: numpy (CPU, no compilation) or "
+        "mbi (Private-PGM on JAX, e.g. for a GPU); same algorithm")
 
 
 # --------------------------------------------------------------------------- sensitive
@@ -216,7 +219,7 @@ class MSTGenerator(DPGenerator):
         total = _total(y1 + y2, [sigma1] * d + [sigma2] * len(edges))
         self.model = estimate_tree_model(
             csizes, maps, edges, one_way=(cy1, cw1, sigma1), two_way=(y2, sigma2),
-            total=total, warm=indep, iters=p.iters,
+            total=total, warm=indep, iters=p.iters, engine=p.engine,
         )
         lines = [BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian")]
         if d > 2:

@@ -92,7 +92,8 @@ def preflight(spec: ReleaseSpec) -> None:
     if spec.holdout.source is not None:
         check_columns(spec.holdout.source, spec.columns)
     build_generator(
-        spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta
+        spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta,
+        target=spec.target,  # AIM's default workload (issue 4); ignored by the others
     )
     ReleaseStore(spec.store.uri)
     check_budget(spec)
@@ -169,7 +170,8 @@ def train(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     ws.save_table(train_part, paths.train)
     ws.save_table(holdout, paths.holdout)
     generator = build_generator(
-        spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta
+        spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta,
+        target=spec.target,  # AIM's default workload (issue 4); ignored by the others
     )
     (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, failure spends the budget
     log.info("training", extra={"generator": spec.generator.name, "run_id": run_id})

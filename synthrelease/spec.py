@@ -103,6 +103,12 @@ class NumericalColumn(_Column):
     upper: float | None = None
     integer: bool = False
     bins: int | None = Field(default=None, ge=2, le=1024)
+    edges: tuple[float, ...] | None = Field(
+        default=None, min_length=1, max_length=1023,
+        description="interior bin edges (public), strictly increasing and strictly "
+        "between lower and upper: bins [lower, e1), [e1, e2), ..., [ek, upper]; "
+        "default: 'bins' uniform bins from the bounds",
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> "NumericalColumn":
@@ -111,6 +117,21 @@ class NumericalColumn(_Column):
             raise ValueError("lower and upper must be finite numbers")
         if len(given) == 2 and self.lower >= self.upper:
             raise ValueError("lower must be smaller than upper")
+        return self
+
+    @model_validator(mode="after")
+    def _edges(self) -> "NumericalColumn":
+        if self.edges is None:
+            return self
+        if not self.declared:
+            raise ValueError("edges need declared lower and upper bounds")
+        e = self.edges
+        if not all(math.isfinite(x) for x in e) or any(a >= b for a, b in zip(e, e[1:])):
+            raise ValueError("edges must be finite and strictly increasing")
+        if e[0] <= self.lower or e[-1] >= self.upper:
+            raise ValueError("edges must lie strictly between lower and upper")
+        if self.bins is not None and self.bins != len(e) + 1:
+            raise ValueError("bins must equal the number of edges plus one (or be left out)")
         return self
 
     @property

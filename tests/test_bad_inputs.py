@@ -150,7 +150,12 @@ CASES: dict[str, tuple[Callable[[dict, Path], None], int, str]] = {
     **{f"name {v!r}": (_set("name", v), 2, "name")
        for v in ["../etc", "a/b", "..", "a b", "", ".hidden", "x" * 65, "naïve", "a\\b"]},
     # generators
-    "generator not built yet": (_set("generator.name", "aim"), 2, "not available"),
+    # every name the spec accepts is built now (issue 4): AIM's params are checked instead
+    "aim with an unknown parameter": (_set("generator", {"name": "aim", "params": {"bogus": 1}}), 2,
+                                      "unknown parameter"),
+    "aim workload with an unknown column": (
+        _set("generator", {"name": "aim", "params": {"workload": [{"columns": ["nope"]}]}}), 2,
+        "unknown column"),
     "unknown generator": (_set("generator.name", "ctgan"), 2, "generator.name"),
     # sources
     "missing file": (_set("source.path", "/nonexistent/x.csv"), 2, "file not found"),

@@ -1,0 +1,235 @@
+"""AIM (McKenna et al., VLDB 2022) over the declared, discretised domain.
+
+The recipe (budget arithmetic in :class:`~synthrelease.generators.aim_mechanism.Plan`):
+
+0. optionally, DP quantile bin edges for the columns in ``quantile_edges`` (a share
+   ``quantile_share`` of rho, one budget line; :mod:`~synthrelease.generators.dp_edges`);
+1. measure every 1-way marginal with Gaussian noise at the first round's sigma; cells
+   below ``compress_threshold`` sigma merge into one cell per column (domain compression);
+2. adaptive rounds: choose the worst-approximated workload candidate that keeps the
+   junction tree under ``max_model_size`` x (budget used / budget) with the exponential
+   mechanism, measure it with Gaussian noise, re-estimate the model (warm-started mirror
+   descent, ``iters`` steps), anneal when the model stops moving;
+3. a final estimation (``final_iters`` steps) gives the released graphical model.
+
+Every step is a line of the privacy report; the lines sum to the requested budget.
+
+**Sensitive rows**: only :func:`~synthrelease.generators.marginal_data.encode_rows` reads
+them (inside :meth:`AIMGenerator.fit`); exact counts stay in an ``ExactMarginals`` that is
+dropped after the last measurement. Sampling is post-processing with the caller's rng.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+from pydantic import Field
+
+from synthrelease.errors import GeneratorError
+from synthrelease.generators import dp_edges
+from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
+from synthrelease.generators.aim_mechanism import Plan, run_rounds
+from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
+from synthrelease.generators.base import DPGenerator, GeneratorParams
+from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.estimation import Measurement, estimate
+from synthrelease.generators.graphical_model import GraphicalModel
+from synthrelease.generators.marginal_data import ExactMarginals, encode_rows
+from synthrelease.generators.mst import _compress
+from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.table import SensitiveTable
+
+logger = logging.getLogger(__name__)
+
+
+class AIMParams(GeneratorParams):
+    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+    target: str | None = Field(default=None, description="column of interest: the default "
+                               "workload adds every 3-way marginal containing it")
+    workload: tuple[WorkloadQuery, ...] | None = Field(
+        default=None, description="[{columns: [...], weight: w}, ...]; default: all 2-way "
+        "marginals plus the 3-way marginals containing the target")
+    max_model_size: float = Field(default=80.0, gt=0, le=4096,
+                                  description="junction-tree size cap in MB (float64)")
+    rounds: int | None = Field(default=None, ge=1, le=100_000,
+                               description="planned rounds T (default 16 x columns)")
+    measure_share: float = Field(default=0.9, gt=0, lt=1,
+                                 description="share of each round's budget spent measuring")
+    iters: int = Field(default=100, ge=1, le=100_000, description="estimation steps per round")
+    final_iters: int = Field(default=500, ge=1, le=100_000, description="final estimation steps")
+    tol: float | None = Field(default=None, gt=0, lt=1, description="stop an estimation early "
+                              "when 50 steps lower its loss by less than tol x the loss")
+    compress: bool = Field(default=True, description="merge 1-way cells below the threshold")
+    compress_threshold: float = Field(default=2.0, ge=0, le=10,
+                                      description="merge threshold, in noise sigmas")
+    max_rounds: int | None = Field(default=None, ge=1, le=100_000, description="round "
+                                   "max_rounds is the last (it spends what is left): bounds "
+                                   "the run time; a public count, never a clock, so that the "
+                                   "stopping rule depends on no data")
+    quantile_edges: tuple[str, ...] = Field(default=(), description="numeric columns whose "
+                                            "bin edges are DP quantiles (charged)")
+    quantile_share: float = Field(default=0.05, gt=0, lt=0.5,
+                                  description="share of the budget for the quantile edges")
+
+
+class AIMGenerator(DPGenerator):
+    """AIM over the declared, discretised domain. See the module docstring."""
+
+    name = "aim"
+    Params = AIMParams
+    uses_target = True
+
+    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
+                 params: Mapping[str, Any] | None = None, target: str | None = None) -> None:
+        params = dict(params or {})
+        if target is not None and params.get("target") is None:
+            params["target"] = target
+        super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
+        p = self.params
+        dp_edges.check_columns(self.columns, p.quantile_edges)
+        self.workload = resolve(list(self.columns), workload=p.workload, target=p.target)
+        self.learned_edges: dict[str, tuple[float, ...]] = {}  # DP quantile edges (fit)
+        self.discretiser = Discretiser(self.columns, default_bins=p.bins)
+        self.model: GraphicalModel | None = None
+        self.timings: dict[str, float] = {}  # fit seconds: reading/counting rows, total
+
+    @property
+    def resolved_columns(self) -> dict[str, Any]:
+        """The declared columns with the DP-learned edges filled in (public after fit)."""
+        return {n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
+                if n in self.learned_edges else c for n, c in self.columns.items()}
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
+        """READS SENSITIVE ROWS (via ``encode_rows``); spends exactly
+        cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
+        if not isinstance(table, SensitiveTable):
+            raise GeneratorError("aim.fit takes a SensitiveTable")
+        if not isinstance(noise, NoiseSource):
+            raise GeneratorError("aim.fit takes noise=NoiseSource (never a numpy generator)")
+        start = time.perf_counter()
+        p = self.params
+        rho = cdp_rho(epsilon=self.epsilon, delta=self.delta)
+        lines: list[BudgetLine] = []
+        if p.quantile_edges:
+            line = self._learn_edges(table, rho=rho * p.quantile_share, noise=noise)
+            lines.append(line)
+            rho -= line.rho
+        disc = self.discretiser
+        names = disc.names
+        sizes = list(disc.sizes.values())
+        d = len(sizes)
+        read = time.perf_counter()
+        data = ExactMarginals(encode_rows(table, disc), sizes)
+        read = time.perf_counter() - read
+        plan = Plan(rho, p.rounds or 16 * d, share=p.measure_share)
+        sigma = plan.sigma
+        y1 = [data.counts((i,)) + noise.normal(sigma, s) for i, s in enumerate(sizes)]
+        lines.append(BudgetLine("1-way marginals", plan.charge(d / (2 * sigma**2)), "Gaussian"))
+        totals = [(float(y.sum()), sigma**2 * y.size) for y in y1]
+        maps = [_compress(y, p.compress_threshold * sigma) if p.compress
+                else np.arange(y.size, dtype=np.int64) for y in y1]
+        data = data.compressed(maps)
+        first = []
+        for i, (m, y) in enumerate(zip(maps, y1)):
+            k = np.bincount(m)
+            w = None if (k == 1).all() else 1.0 / np.sqrt(k)
+            cy = np.bincount(m, weights=y, minlength=k.size)
+            first.append(Measurement((i,), cy if w is None else cy * w, sigma, w))
+        logger.info("aim: 1-way measured; compressed domain %s -> %s", sizes, list(data.sizes))
+
+        max_cells = p.max_model_size * 2**17  # MB of float64
+        every = candidates(self.workload)
+        cands = {c: w for c, w in every.items() if math.prod(data.sizes[a] for a in c) <= max_cells}
+        if len(cands) < len(every):  # public: sizes come from the DP-compressed domain
+            logger.warning("aim: %d of %d workload candidates exceed max_model_size and are "
+                           "never measured", len(every) - len(cands), len(every))
+        outcome = run_rounds(
+            data, first, totals, plan=plan, cands=cands, max_cells=max_cells,
+            iters=p.iters, tol=p.tol, noise=noise, name=lambda c: " x ".join(names[a] for a in c),
+            max_rounds=p.max_rounds,
+        )
+        self.timings = {"rows_s": read + data.seconds}  # not logged: it scales with rows
+        data.release()  # nothing below reads rows or exact counts
+        lines += outcome.lines
+        fit = estimate(data.sizes, outcome.measurements, total=outcome.total,
+                       iters=p.final_iters, warm=outcome.fit, tol=p.tol)
+        if fit.calibrator.tree.total_cells > max_cells:  # the candidate filter prevents it
+            raise GeneratorError("aim: the model outgrew max_model_size (bug)")
+        self.model = GraphicalModel.from_beliefs(
+            fit.beliefs, maps, [m.clique for m in outcome.measurements], fit.total)
+        report = PrivacyReport.from_lines(lines, delta=self.delta)
+        if report.epsilon > self.epsilon:
+            raise GeneratorError("aim spent more than its epsilon (accounting bug)")
+        self.report = report
+        self.timings["total_s"] = time.perf_counter() - start
+        logger.info("aim: fitted in %.1f s, %d rounds, junction tree %d cells, epsilon %.4g",
+                    time.perf_counter() - start, len(outcome.lines) // 2,
+                    fit.calibrator.tree.total_cells, report.epsilon)
+        return report
+
+    def _learn_edges(self, table: SensitiveTable, *, rho: float, noise: NoiseSource) -> BudgetLine:
+        """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
+        names = list(self.params.quantile_edges)
+        grid = dp_edges.grid_columns(self.columns, names)
+        codes = encode_rows(table, Discretiser(grid))
+        sigma = dp_edges.sigma_for(rho, len(names))
+        learned = {}
+        for i, name in enumerate(names):
+            spec = self.columns[name]
+            bounds = dp_edges.grid_boundaries(name, spec)
+            counts = np.bincount(codes[i], minlength=bounds.size + 1)[: bounds.size].astype(float)
+            edges = dp_edges.noisy_edges(counts, bounds, spec, bins=spec.bins or self.params.bins,
+                                         sigma=sigma, noise=noise)
+            if edges:  # none: the noisy mass sits in one grid cell; keep uniform bins
+                learned[name] = edges
+        del codes
+        self.learned_edges = learned
+        self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
+        return dp_edges.quantile_line(len(names), sigma)
+
+    # ------------------------------------------------------------------ use
+    @property
+    def estimated_rows(self) -> float:
+        """The DP estimate of the training row count (a DP output, safe to use)."""
+        self._require_fitted()
+        assert self.model is not None
+        return self.model.total
+
+    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
+        """``num_rows`` decoded rows from the fitted model (post-processing; reads no data)."""
+        num_rows = self._check_rows(num_rows)
+        self._require_fitted()
+        if not isinstance(rng, np.random.Generator):
+            raise GeneratorError("sample takes rng=numpy.random.Generator")
+        assert self.model is not None
+        codes = self.model.sample_codes(num_rows, rng)
+        frame = pd.DataFrame({n: codes[i] for i, n in enumerate(self.discretiser.names)})
+        return self.discretiser.decode(frame, rng)
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.model is not None
+        meta, arrays = self.model.to_state()
+        meta["learned_edges"] = {n: list(e) for n, e in self.learned_edges.items()}
+        return meta, arrays
+
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.model = GraphicalModel.from_state(meta, arrays)
+        try:
+            learned = {str(n): tuple(float(x) for x in e)
+                       for n, e in dict(meta.get("learned_edges", {})).items()}
+            if not set(learned) <= set(self.params.quantile_edges):
+                raise ValueError
+            self.learned_edges = learned
+            self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
+        except (TypeError, ValueError, AttributeError):
+            raise GeneratorError("the stored quantile edges are malformed") from None
+        if len(self.model.maps) != len(self.discretiser.names) or any(
+            m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
+        ):
+            raise GeneratorError("the stored model does not match the stored column spec")
