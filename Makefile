@@ -31,9 +31,11 @@ up: install            # local Prefect server + worker + deployments (127.0.0.1:
 down:
 	scripts/stack.sh down
 
-bench: install
-	$(BIN)/python bench/bench_mst.py
+bench: install         # each prints a table; bench/*.py --help for options
 	$(BIN)/python bench/bench_marginal.py
+	$(BIN)/python bench/bench_dpsgd.py
+	$(BIN)/python bench/bench_validation.py
+	$(BIN)/python bench/bench_stack.py
 
 clean:
 	rm -rf .synthrelease releases .prefect .pytest_cache

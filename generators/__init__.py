@@ -51,13 +51,12 @@ def build_generator(
     AIM's default workload), unless their params name one already.
     """
     cls = _generator_class(spec.name)
+    extra: dict[str, Any] = {}
     if target is not None and getattr(cls, "uses_target", False):
-        return cls(columns, epsilon=epsilon, delta=delta, params=spec.params,  # type: ignore[call-arg]
-                   target=target)
+        extra["target"] = target
     if domain_share and getattr(cls, "estimates_domains", False):
-        return cls(columns, epsilon=epsilon, delta=delta, params=spec.params,  # type: ignore[call-arg]
-                   domain_share=domain_share)
-    return cls(columns, epsilon=epsilon, delta=delta, params=spec.params)
+        extra["domain_share"] = domain_share
+    return cls(columns, epsilon=epsilon, delta=delta, params=spec.params, **extra)
 
 
 def load_generator(path: Path | str) -> DPGenerator:

@@ -122,6 +122,9 @@ class PrivacyReport:
     rho: float
     lines: tuple[BudgetLine, ...] = field(default_factory=tuple)
     accountant: str = ACCOUNTANT
+    # public settings needed to recompute or audit the spend (e.g. AIM's workload and
+    # round plan); JSON-serialisable, never a statistic of the rows
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         total = math.fsum(line.rho for line in self.lines)
@@ -129,10 +132,12 @@ class PrivacyReport:
             raise ValueError("privacy report lines do not sum to its rho")
 
     @classmethod
-    def from_lines(cls, lines: Iterable[BudgetLine], *, delta: float) -> "PrivacyReport":
+    def from_lines(cls, lines: Iterable[BudgetLine], *, delta: float,
+                   settings: Mapping[str, Any] | None = None) -> "PrivacyReport":
         lines = tuple(lines)
         rho = math.fsum(line.rho for line in lines)
-        return cls(epsilon=cdp_eps(rho=rho, delta=delta), delta=delta, rho=rho, lines=lines)
+        return cls(epsilon=cdp_eps(rho=rho, delta=delta), delta=delta, rho=rho, lines=lines,
+                   settings=dict(settings or {}))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -141,6 +146,7 @@ class PrivacyReport:
             "accountant": self.accountant,
             "rho": self.rho,
             "lines": [line.to_dict() for line in self.lines],
+            **({"settings": dict(self.settings)} if self.settings else {}),
         }
 
     @classmethod
@@ -154,4 +160,5 @@ class PrivacyReport:
                 for x in raw["lines"]
             ),
             accountant=str(raw["accountant"]),
+            settings=dict(raw.get("settings") or {}),
         )

@@ -27,7 +27,6 @@ import time
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from synthrelease.errors import GeneratorError
@@ -35,7 +34,8 @@ from synthrelease.generators import dp_edges
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.aim_mechanism import Plan, run_rounds
 from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
-from synthrelease.generators.base import DPGenerator, GeneratorParams
+from synthrelease.generators.base import GeneratorParams
+from synthrelease.generators.marginal_base import MarginalGenerator
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.estimation import Measurement, estimate
 from synthrelease.generators.graphical_model import GraphicalModel
@@ -77,7 +77,7 @@ class AIMParams(GeneratorParams):
                                   description="share of the budget for the quantile edges")
 
 
-class AIMGenerator(DPGenerator):
+class AIMGenerator(MarginalGenerator):
     """AIM over the declared, discretised domain. See the module docstring."""
 
     name = "aim"
@@ -163,7 +163,16 @@ class AIMGenerator(DPGenerator):
             raise GeneratorError("aim: the model outgrew max_model_size (bug)")
         self.model = GraphicalModel.from_beliefs(
             fit.beliefs, maps, [m.clique for m in outcome.measurements], fit.total)
-        report = PrivacyReport.from_lines(lines, delta=self.delta)
+        report = PrivacyReport.from_lines(lines, delta=self.delta, settings={
+            "params": p.model_dump(mode="json"),
+            "workload": [{"columns": [names[a] for a in c], "weight": w}
+                         for c, w in self.workload.items()],
+            "planned_rounds": plan.rounds,
+            "rounds": sum(1 for line in outcome.lines if line.step.endswith("select")),
+            "compressed_sizes": dict(zip(names, map(int, data.sizes))),  # DP output
+            "candidates_over_max_model_size": len(every) - len(cands),
+            "model_cells": int(fit.calibrator.tree.total_cells),
+        })
         if report.epsilon > self.epsilon:
             raise GeneratorError("aim spent more than its epsilon (accounting bug)")
         self.report = report
@@ -194,24 +203,6 @@ class AIMGenerator(DPGenerator):
         return dp_edges.quantile_line(len(names), sigma)
 
     # ------------------------------------------------------------------ use
-    @property
-    def estimated_rows(self) -> float:
-        """The DP estimate of the training row count (a DP output, safe to use)."""
-        self._require_fitted()
-        assert self.model is not None
-        return self.model.total
-
-    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
-        """``num_rows`` decoded rows from the fitted model (post-processing; reads no data)."""
-        num_rows = self._check_rows(num_rows)
-        self._require_fitted()
-        if not isinstance(rng, np.random.Generator):
-            raise GeneratorError("sample takes rng=numpy.random.Generator")
-        assert self.model is not None
-        codes = self.model.sample_codes(num_rows, rng)
-        frame = pd.DataFrame({n: codes[i] for i, n in enumerate(self.discretiser.names)})
-        return self.discretiser.decode(frame, rng)
-
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.model is not None
         meta, arrays = self.model.to_state()
@@ -229,7 +220,4 @@ class AIMGenerator(DPGenerator):
             self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
         except (TypeError, ValueError, AttributeError):
             raise GeneratorError("the stored quantile edges are malformed") from None
-        if len(self.model.maps) != len(self.discretiser.names) or any(
-            m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
-        ):
-            raise GeneratorError("the stored model does not match the stored column spec")
+        self._check_model_shape()

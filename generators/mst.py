@@ -30,12 +30,12 @@ import time
 from typing import Any, Literal, Mapping
 
 import numpy as np
-import pandas as pd
 from pydantic import Field
 
 from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
-from synthrelease.generators.base import DPGenerator, GeneratorParams
+from synthrelease.generators.base import GeneratorParams
+from synthrelease.generators.marginal_base import MarginalGenerator
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.mst_estimate import estimate_tree_model
 from synthrelease.generators.mst_model import TreeModel
@@ -171,7 +171,7 @@ def _total(ys: list[np.ndarray], sigmas: list[float]) -> float:
 
 
 # --------------------------------------------------------------------------- generator
-class MSTGenerator(DPGenerator):
+class MSTGenerator(MarginalGenerator):
     """MST over the declared, discretised domain. See the module docstring."""
 
     name = "mst"
@@ -236,31 +236,10 @@ class MSTGenerator(DPGenerator):
                     time.perf_counter() - start, report.epsilon)
         return report
 
-    @property
-    def estimated_rows(self) -> float:
-        """The DP estimate of the training row count (a DP output, safe to use)."""
-        self._require_fitted()
-        assert self.model is not None
-        return self.model.total
-
-    def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
-        """``num_rows`` decoded rows from the fitted model (post-processing; reads no data)."""
-        num_rows = self._check_rows(num_rows)
-        self._require_fitted()
-        if not isinstance(rng, np.random.Generator):
-            raise GeneratorError("sample takes rng=numpy.random.Generator")
-        assert self.model is not None
-        codes = self.model.sample_codes(num_rows, rng)
-        frame = pd.DataFrame({n: codes[i] for i, n in enumerate(self.discretiser.names)})
-        return self.discretiser.decode(frame, rng)
-
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.model is not None
         return self.model.to_state()
 
     def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.model = TreeModel.from_state(meta, arrays)
-        if len(self.model.maps) != len(self.discretiser.names) or any(
-            m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
-        ):
-            raise GeneratorError("the stored model does not match the stored column spec")
+        self._check_model_shape()

@@ -102,18 +102,24 @@ def estimate_tree_model(
         raise GeneratorError("mst: the estimated model is not the selected tree")
     fitted = {c: np.asarray(model.marginals[c].values, float) for c in cliques}
     potentials = {c: np.asarray(model.potentials[c].values, float) for c in cliques}
-    edge_marginals = tuple(fitted[cl] for cl in cliques)
-    if not all(np.isfinite(m).all() for m in edge_marginals):
-        raise GeneratorError("mst: the estimation diverged (non-finite marginals)")
-    one_way_marg = []
-    for i in range(d):
-        k = owner[i]
-        one_way_marg.append(edge_marginals[k].sum(axis=1 if edges[k][0] == i else 0))
     logger.info("mst: estimated %d cliques in %.1f s (%d iterations)",
                 len(cliques), time.perf_counter() - start, iters)
-    return TreeModel(tuple(sizes), tuple(maps), tuple(edges), tuple(one_way_marg),
-                     edge_marginals, tuple(edges), tuple(potentials[cl] for cl in cliques),
-                     float(total))
+    return _tree_model(sizes, maps, edges, owner, tuple(fitted[cl] for cl in cliques),
+                       tuple(potentials[cl] for cl in cliques), total)
+
+
+def _tree_model(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int, int]],
+                owner: dict[int, int], edge_marginals: tuple[np.ndarray, ...],
+                potentials: tuple[np.ndarray, ...], total: float) -> TreeModel:
+    """The fitted tree (either engine): each column's 1-way marginal from its owner edge."""
+    if not all(np.isfinite(m).all() for m in edge_marginals):
+        raise GeneratorError("mst: the estimation diverged (non-finite marginals)")
+    one_way_marg = tuple(
+        edge_marginals[owner[i]].sum(axis=1 if edges[owner[i]][0] == i else 0)
+        for i in range(len(sizes))
+    )
+    return TreeModel(tuple(sizes), tuple(maps), tuple(edges), one_way_marg,
+                     edge_marginals, tuple(edges), potentials, float(total))
 
 
 def _numpy_tree(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int, int]], *,
@@ -142,18 +148,10 @@ def _numpy_tree(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int,
     if set(fit.calibrator.cliques) != set(edges):
         raise GeneratorError("mst: the estimated model is not the selected tree")
     theta = dict(zip(fit.calibrator.cliques, fit.potentials))
-    edge_marginals = tuple(fit.project(e) for e in edges)
-    if not all(np.isfinite(m).all() for m in edge_marginals):
-        raise GeneratorError("mst: the estimation diverged (non-finite marginals)")
-    one_way_marg = []
-    for i in range(len(sizes)):
-        k = owner[i]
-        one_way_marg.append(edge_marginals[k].sum(axis=1 if edges[k][0] == i else 0))
     logger.info("mst: estimated %d cliques in %.1f s (%d iterations, numpy)",
                 len(edges), time.perf_counter() - start, iters)
-    return TreeModel(tuple(sizes), tuple(maps), tuple(edges), tuple(one_way_marg),
-                     edge_marginals, tuple(edges), tuple(theta[e] for e in edges),
-                     float(total))
+    return _tree_model(sizes, maps, edges, owner, tuple(fit.project(e) for e in edges),
+                       tuple(theta[e] for e in edges), total)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,8 @@ def build_manifest(
             "accountant": privacy["accountant"],
             "scope": "end to end: every statistic of the sensitive rows used by the "
             "generator is covered; bounds and category sets are public metadata "
-            "declared in the spec",
+            "declared in the spec, or DP estimates charged to the budget (a line of "
+            "the details) where the spec left them out",
             "neighbouring": "add/remove one row",
             "details": dict(privacy),
         },

@@ -79,7 +79,8 @@ def _discretiser(spec: ReleaseSpec):
     from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 
     bins = int(spec.generator.params.get("bins", DEFAULT_BINS))
-    return Discretiser(spec.columns, default_bins=bins)
+    declared = {n: c for n, c in spec.columns.items() if getattr(c, "declared", True)}
+    return Discretiser(declared, default_bins=bins)  # undeclared: the generator's DP estimate
 
 
 # ---------------------------------------------------------------------------- steps
@@ -94,6 +95,7 @@ def preflight(spec: ReleaseSpec) -> None:
     build_generator(
         spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta,
         target=spec.target,  # AIM's default workload (issue 4); ignored by the others
+        domain_share=spec.privacy.domain_share,  # DP domains (dpsgd); ignored by the others
     )
     ReleaseStore(spec.store.uri)
     check_budget(spec)
@@ -172,6 +174,7 @@ def train(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     generator = build_generator(
         spec.generator, spec.columns, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta,
         target=spec.target,  # AIM's default workload (issue 4); ignored by the others
+        domain_share=spec.privacy.domain_share,  # DP domains (dpsgd); ignored by the others
     )
     (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, failure spends the budget
     log.info("training", extra={"generator": spec.generator.name, "run_id": run_id})
@@ -260,6 +263,19 @@ def _validation_columns(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
     return dict(load_generator(paths.model).columns)
 
 
+def _public_spec(spec: ReleaseSpec, paths: RunPaths) -> ReleaseSpec:
+    """The spec with every undeclared domain replaced by the generator's DP estimate (a DP
+    output, public): what the datasheet, the manifest, the models and the row scan use.
+    Its digest stays the one of the spec as written."""
+    if all(getattr(c, "declared", True) for c in spec.columns.values()):
+        return spec
+    digest = spec.digest()
+    schema = spec.schema_.model_copy(update={"columns": _validation_columns(spec, paths)})
+    public = spec.model_copy(update={"schema_": schema})
+    public._digest = digest
+    return public
+
+
 def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     """Evaluate the gate (fail closed), write the internal report; return pass/fail only."""
     from synthrelease.validators.expectations import ExpectationResult, Outcome
@@ -344,6 +360,7 @@ def publish(spec: ReleaseSpec, run_id: str) -> str:
             f"was published. Internal report: {verdict.get('report')}"
         )
     privacy = json.loads((paths.root / PRIVACY_FILE).read_text())
+    spec = _public_spec(spec, paths)
     created = dt.datetime.now(dt.timezone.utc)
     store = ReleaseStore(spec.store.uri)
     version = store.next_version(spec.name, created)

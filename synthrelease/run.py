@@ -161,7 +161,11 @@ def run_release(spec_path: str | Path, *, call: Call = direct) -> dict[str, Any]
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """Public summary of a finished run (no real-data figure): for a Prefect artifact."""
+    """Public summary of a finished run (no real-data figure): for a Prefect artifact.
+    The gate's table comes from :func:`~synthrelease.validators.summary.verdict_markdown`
+    (whitelisted keys only)."""
+    from synthrelease.validators.summary import verdict_markdown
+
     lines = [
         f"# Release {summary['release_id']}",
         "",
@@ -169,11 +173,6 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         f"- gate: **{'passed' if summary['passed'] else 'FAILED'}**",
         f"- internal report (private workspace): `{summary.get('report')}`",
         "",
-        "| check | threshold | result |",
-        "|---|---|---|",
     ]
-    lines += [
-        f"| {c['name']} | {c.get('threshold')} | {'pass' if c['passed'] else 'FAIL'} |"
-        for c in summary.get("checks", [])
-    ]
-    return "\n".join(lines) + "\n"
+    verdict = {"passed": summary["passed"], "checks": summary.get("checks", [])}
+    return "\n".join(lines) + "\n#" + verdict_markdown(verdict)

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 
 from synthrelease.errors import GeneratorError, PrivacyError
 from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator, load_generator
-from synthrelease.generators.accounting import cdp_rho
+from synthrelease.generators.accounting import PrivacyReport, cdp_rho
 from synthrelease.generators.aim_mechanism import Plan
 from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
 from synthrelease.generators.domain import Discretiser
@@ -84,6 +84,12 @@ def test_the_rounds_sum_to_the_budget(fitted: AIMGenerator) -> None:
     assert report.epsilon <= 2.0 and report.epsilon == pytest.approx(2.0, rel=1e-9)
     assert {line.mechanism for line in report.lines} == {
         "Gaussian", "exponential mechanism (Gumbel-max)"}
+    # the manifest records the mechanism fully: workload, plan, rounds run
+    settings = report.to_dict()["settings"]
+    assert settings["rounds"] == rounds and settings["planned_rounds"] >= 1
+    assert {tuple(q["columns"]) for q in settings["workload"]} == {
+        tuple(fitted.discretiser.names[a] for a in c) for c in fitted.workload}
+    assert PrivacyReport.from_dict(report.to_dict()).settings == settings
 
 
 @settings(max_examples=60, deadline=None)

@@ -249,3 +249,39 @@ def test_pipeline_release_with_dpsgd(spec_factory):
     assert privacy["epsilon"] <= 3.0 and privacy["accountant"].startswith("RDP")
     assert privacy["details"]["training"]["max_grad_norm"] == 1.0
     assert manifest["generator"]["name"] == "dpsgd"
+
+
+def test_pipeline_release_with_undeclared_domains(spec_factory):
+    """Bounds and categories left out of the schema: the pipeline passes
+    privacy.domain_share to the generator, which estimates them with DP (charged lines);
+    the release publishes, and the checks use the DP-resolved domain."""
+    import copy
+
+    from synthrelease.spec import load_spec
+    from synthrelease.store import ReleaseStore
+    from tests.conftest import SMALL_COLUMNS
+    from tests.test_pipeline import run_all
+
+    columns = copy.deepcopy(SMALL_COLUMNS)
+    columns["age"] = {"type": "numerical", "integer": True}  # no lower/upper
+    columns["colour"] = {"type": "categorical"}  # no category set
+    params = {"epochs": 5, "batch_size": 128, "hidden": [64, 64], "bins": 16, "device": "cpu"}
+    path = spec_factory(
+        schema={"columns": columns}, generator={"name": "dpsgd", "params": params},
+        privacy={"epsilon": 3.0, "delta": 1e-6, "budget": {"epsilon": 10.0, "delta": 1e-5},
+                 "noise": "seeded", "seed": 7, "domain_share": 0.1},
+    )
+    spec = load_spec(path)
+    release_id, _ = run_all(path)
+    store = ReleaseStore(spec.store.uri)
+    manifest = store.manifest(*release_id.split("@"))
+    lines = manifest["privacy"]["details"]["lines"]
+    steps = " | ".join(line["step"] for line in lines).lower()
+    assert "bounds" in steps and "categor" in steps, steps
+    assert manifest["privacy"]["epsilon"] <= 3.0
+    df = store.load_table(*release_id.split("@"))
+    public = manifest["schema"]["columns"]
+    assert set(public["colour"]["categories"]) <= {"red", "green", "blue"}  # DP-discovered
+    assert public["age"]["lower"] is not None and public["age"]["upper"] is not None
+    assert set(df["colour"].dropna().unique()) <= {*public["colour"]["categories"], "other"}
+    assert df["age"].between(0, 200).all()

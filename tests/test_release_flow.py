@@ -128,6 +128,14 @@ def test_leak_scan_release_and_prefect(demo):
     with sqlite3.connect(dbs[0]) as conn:
         params = [r[0] for r in conn.execute("select parameters from flow_run")]
     assert params and all(set(json.loads(p)) == {"spec_path"} for p in params)
+    # the run's markdown artifact: the public verdict, no real-data figure
+    with sqlite3.connect(dbs[0]) as conn:
+        texts = [r[0] for r in conn.execute("select data from artifact where type = 'markdown'")]
+    assert len(texts) == 1
+    text = json.loads(texts[0]) if texts[0].startswith('"') else texts[0]
+    assert "## Release gate: PASSED" in text and "| tvd_2way | at most |" in text
+    figures = json.loads(next((tmp / "ws" / "runs").glob("*/report/report.json")).read_text())["figures"]
+    assert f"{figures['tvd_2way']:.4f}" not in text and str(figures["tvd_2way"]) not in text
 
 
 def test_demo_passes_every_validation_check(demo):

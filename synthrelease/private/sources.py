@@ -222,6 +222,8 @@ def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, 
     """(null, bad, clipped values or None): which rows break the declared domain."""
     null = values.isna()
     present = ~null
+    if not getattr(spec, "declared", True):  # the generator estimates it with DP, and
+        return null, present & False, None   # clips / buckets to that estimate itself
     if isinstance(spec, CategoricalColumn):
         bad = present & ~values.astype(str).isin(spec.categories) if spec.other is None else present & False
         return null, bad, None
