@@ -30,13 +30,10 @@ import numpy as np
 from pydantic import Field
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators import dp_edges
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.aim_mechanism import Plan, run_rounds
 from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
-from synthrelease.generators.base import GeneratorParams
-from synthrelease.generators.marginal_base import MarginalGenerator
-from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.marginal_base import MarginalGenerator, MarginalParams
 from synthrelease.generators.estimation import Measurement, estimate
 from synthrelease.generators.graphical_model import GraphicalModel
 from synthrelease.generators.marginal_data import ExactMarginals, encode_rows
@@ -47,8 +44,7 @@ from synthrelease.private.table import SensitiveTable
 logger = logging.getLogger(__name__)
 
 
-class AIMParams(GeneratorParams):
-    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+class AIMParams(MarginalParams):
     target: str | None = Field(default=None, description="column of interest: the default "
                                "workload adds every 3-way marginal containing it")
     workload: tuple[WorkloadQuery, ...] | None = Field(
@@ -71,10 +67,6 @@ class AIMParams(GeneratorParams):
                                    "max_rounds is the last (it spends what is left): bounds "
                                    "the run time; a public count, never a clock, so that the "
                                    "stopping rule depends on no data")
-    quantile_edges: tuple[str, ...] = Field(default=(), description="numeric columns whose "
-                                            "bin edges are DP quantiles (charged)")
-    quantile_share: float = Field(default=0.05, gt=0, lt=0.5,
-                                  description="share of the budget for the quantile edges")
 
 
 class AIMGenerator(MarginalGenerator):
@@ -91,18 +83,10 @@ class AIMGenerator(MarginalGenerator):
             params["target"] = target
         super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
         p = self.params
-        dp_edges.check_columns(self.columns, p.quantile_edges)
+        self._init_domain()
         self.workload = resolve(list(self.columns), workload=p.workload, target=p.target)
-        self.learned_edges: dict[str, tuple[float, ...]] = {}  # DP quantile edges (fit)
-        self.discretiser = Discretiser(self.columns, default_bins=p.bins)
         self.model: GraphicalModel | None = None
         self.timings: dict[str, float] = {}  # fit seconds: reading/counting rows, total
-
-    @property
-    def resolved_columns(self) -> dict[str, Any]:
-        """The declared columns with the DP-learned edges filled in (public after fit)."""
-        return {n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
-                if n in self.learned_edges else c for n, c in self.columns.items()}
 
     # ------------------------------------------------------------------ fit
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
@@ -182,42 +166,14 @@ class AIMGenerator(MarginalGenerator):
                     fit.calibrator.tree.total_cells, report.epsilon)
         return report
 
-    def _learn_edges(self, table: SensitiveTable, *, rho: float, noise: NoiseSource) -> BudgetLine:
-        """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
-        names = list(self.params.quantile_edges)
-        grid = dp_edges.grid_columns(self.columns, names)
-        codes = encode_rows(table, Discretiser(grid))
-        sigma = dp_edges.sigma_for(rho, len(names))
-        learned = {}
-        for i, name in enumerate(names):
-            spec = self.columns[name]
-            bounds = dp_edges.grid_boundaries(name, spec)
-            counts = np.bincount(codes[i], minlength=bounds.size + 1)[: bounds.size].astype(float)
-            edges = dp_edges.noisy_edges(counts, bounds, spec, bins=spec.bins or self.params.bins,
-                                         sigma=sigma, noise=noise)
-            if edges:  # none: the noisy mass sits in one grid cell; keep uniform bins
-                learned[name] = edges
-        del codes
-        self.learned_edges = learned
-        self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
-        return dp_edges.quantile_line(len(names), sigma)
-
     # ------------------------------------------------------------------ use
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.model is not None
         meta, arrays = self.model.to_state()
-        meta["learned_edges"] = {n: list(e) for n, e in self.learned_edges.items()}
+        meta.update(self._edges_state())
         return meta, arrays
 
     def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.model = GraphicalModel.from_state(meta, arrays)
-        try:
-            learned = {str(n): tuple(float(x) for x in e)
-                       for n, e in dict(meta.get("learned_edges", {})).items()}
-            if not set(learned) <= set(self.params.quantile_edges):
-                raise ValueError
-            self.learned_edges = learned
-            self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
-        except (TypeError, ValueError, AttributeError):
-            raise GeneratorError("the stored quantile edges are malformed") from None
+        self._restore_edges(meta)
         self._check_model_shape()

@@ -1,16 +1,37 @@
-"""What the marginal generators (MST, AIM) share once fitted: a discrete model over the
-discretised domain, sampled with the caller's rng and decoded. Reads no data."""
+"""What the marginal generators (MST, AIM) share: the discretised domain, with optional
+DP quantile bin edges (a budget line of their own, :mod:`.dp_edges`), and a fitted
+discrete model sampled with the caller's rng and decoded.
+
+Reads no rows itself: the quantile histograms come from the trusted encoder
+(``marginal_data.encode_rows``) and reach :func:`dp_edges.noisy_edges` only to be noised.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.base import DPGenerator
-from synthrelease.generators.domain import Discretiser
+from synthrelease.generators import dp_edges
+from synthrelease.generators.accounting import BudgetLine
+from synthrelease.generators.base import DPGenerator, GeneratorParams
+from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.marginal_data import encode_rows
+from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.table import SensitiveTable
+
+
+class MarginalParams(GeneratorParams):
+    """Domain parameters shared by MST and AIM."""
+
+    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+    quantile_edges: tuple[str, ...] = Field(default=(), description="numeric columns whose "
+                                            "bin edges are DP quantiles (charged)")
+    quantile_share: float = Field(default=0.05, gt=0, lt=0.5,
+                                  description="share of the budget for the quantile edges")
 
 
 class MarginalGenerator(DPGenerator):
@@ -19,6 +40,53 @@ class MarginalGenerator(DPGenerator):
 
     model: Any = None
     discretiser: Discretiser
+    params: MarginalParams
+
+    def _init_domain(self) -> None:
+        """Check ``quantile_edges`` (before any data) and build the declared domain."""
+        dp_edges.check_columns(self.columns, self.params.quantile_edges)
+        self.learned_edges: dict[str, tuple[float, ...]] = {}  # DP quantile edges (fit)
+        self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
+
+    @property
+    def resolved_columns(self) -> dict[str, Any]:
+        """The declared columns with the DP-learned edges filled in (public after fit)."""
+        return {n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
+                if n in self.learned_edges else c for n, c in self.columns.items()}
+
+    def _learn_edges(self, table: SensitiveTable, *, rho: float, noise: NoiseSource) -> BudgetLine:
+        """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
+        names = list(self.params.quantile_edges)
+        grid = dp_edges.grid_columns(self.columns, names)
+        codes = encode_rows(table, Discretiser(grid))
+        sigma = dp_edges.sigma_for(rho, len(names))
+        learned = {}
+        for i, name in enumerate(names):
+            spec = self.columns[name]
+            bounds = dp_edges.grid_boundaries(name, spec)
+            counts = np.bincount(codes[i], minlength=bounds.size + 1)[: bounds.size].astype(float)
+            edges = dp_edges.noisy_edges(counts, bounds, spec, bins=spec.bins or self.params.bins,
+                                         sigma=sigma, noise=noise)
+            if edges:  # none: the noisy mass sits in one grid cell; keep uniform bins
+                learned[name] = edges
+        del codes
+        self.learned_edges = learned
+        self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
+        return dp_edges.quantile_line(len(names), sigma)
+
+    def _edges_state(self) -> dict[str, Any]:
+        return {"learned_edges": {n: list(e) for n, e in self.learned_edges.items()}}
+
+    def _restore_edges(self, meta: Mapping[str, Any]) -> None:
+        try:
+            learned = {str(n): tuple(float(x) for x in e)
+                       for n, e in dict(meta.get("learned_edges", {})).items()}
+            if not set(learned) <= set(self.params.quantile_edges):
+                raise ValueError
+            self.learned_edges = learned
+            self.discretiser = Discretiser(self.resolved_columns, default_bins=self.params.bins)
+        except (TypeError, ValueError, AttributeError):
+            raise GeneratorError("the stored quantile edges are malformed") from None
 
     @property
     def estimated_rows(self) -> float:

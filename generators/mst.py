@@ -13,7 +13,7 @@ The recipe, with rho = cdp_rho(epsilon, delta) split in thirds (plain arithmetic
 4. estimate a tree-shaped graphical model from the noisy measurements with ``mbi``
    (mirror descent, warm-started from the independence model of step 2).
 
-**Sensitive rows**: only :func:`_encode_rows` reads them (through ``table.reveal()``);
+**Sensitive rows**: only ``marginal_data.encode_rows`` reads them (the trusted encoder);
 :meth:`MSTGenerator.fit` holds their integer codes until the last measurement and drops
 them; :func:`_counts` turns codes into exact counts, which only :func:`_measure` (adds
 Gaussian noise) and :func:`_select` (exponential mechanism) use. All noise comes from the
@@ -32,11 +32,10 @@ from typing import Any, Literal, Mapping
 import numpy as np
 from pydantic import Field
 
-from synthrelease.errors import GeneratorError, SchemaMismatchError
+from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
-from synthrelease.generators.base import GeneratorParams
-from synthrelease.generators.marginal_base import MarginalGenerator
-from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.marginal_base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal_data import encode_rows
 from synthrelease.generators.mst_estimate import estimate_tree_model
 from synthrelease.generators.mst_model import TreeModel
 from synthrelease.generators.noise import NoiseSource
@@ -49,8 +48,7 @@ logger = logging.getLogger(__name__)
 _MARGIN = 1e-12
 
 
-class MSTParams(GeneratorParams):
-    bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
+class MSTParams(MarginalParams):
     iters: int = Field(default=2000, ge=1, le=100_000, description="estimation iterations")
     compress: bool = Field(default=True, description="merge 1-way cells below 3 sigma")
     engine: Literal["numpy", "mbi"] = Field(
@@ -59,15 +57,6 @@ class MSTParams(GeneratorParams):
 
 
 # --------------------------------------------------------------------------- sensitive
-def _encode_rows(table: SensitiveTable, disc: Discretiser) -> np.ndarray:
-    """READS SENSITIVE ROWS: integer codes of the declared columns, shape (columns, rows)."""
-    missing = [n for n in disc.names if n not in table.columns]
-    if missing:
-        raise SchemaMismatchError(f"the table lacks declared column(s): {', '.join(missing)}")
-    codes = disc.encode(table.reveal()[disc.names])
-    return np.ascontiguousarray(codes.to_numpy(dtype=np.int64).T)
-
-
 def _counts(codes: np.ndarray, clique: tuple[int, ...], sizes: list[int]) -> np.ndarray:
     """Exact (sensitive) counts of a marginal, flattened in C order."""
     flat = np.zeros(codes.shape[1], dtype=np.int64)
@@ -180,22 +169,28 @@ class MSTGenerator(MarginalGenerator):
     def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
                  params: Mapping[str, Any] | None = None) -> None:
         super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
-        self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
+        self._init_domain()
         self.model: TreeModel | None = None
 
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
-        """READS SENSITIVE ROWS (once, via :func:`_encode_rows`); spends exactly
+        """READS SENSITIVE ROWS (once, via ``marginal_data.encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         if not isinstance(table, SensitiveTable):
             raise GeneratorError("mst.fit takes a SensitiveTable")
         if not isinstance(noise, NoiseSource):
             raise GeneratorError("mst.fit takes noise=NoiseSource (never a numpy generator)")
         start = time.perf_counter()
-        disc, p = self.discretiser, self.params
+        p = self.params
+        rho = cdp_rho(epsilon=self.epsilon, delta=self.delta)
+        lines: list[BudgetLine] = []
+        if p.quantile_edges:  # opt-in DP bin edges: a share of rho, one line
+            lines.append(self._learn_edges(table, rho=rho * p.quantile_share, noise=noise))
+            rho -= lines[-1].rho
+        disc = self.discretiser
         sizes = list(disc.sizes.values())
         d = len(sizes)
-        codes = _encode_rows(table, disc)
-        rho1, rho_sel, rho2 = _split(cdp_rho(epsilon=self.epsilon, delta=self.delta), d)
+        codes = encode_rows(table, disc).astype(np.int64)  # READS SENSITIVE ROWS
+        rho1, rho_sel, rho2 = _split(rho, d)
 
         sigma1 = _gaussian_sigma(rho1, d)
         y1 = _measure(codes, [(i,) for i in range(d)], sizes, sigma=sigma1, noise=noise)
@@ -221,7 +216,7 @@ class MSTGenerator(MarginalGenerator):
             csizes, maps, edges, one_way=(cy1, cw1, sigma1), two_way=(y2, sigma2),
             total=total, warm=indep, iters=p.iters, engine=p.engine,
         )
-        lines = [BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian")]
+        lines.append(BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian"))
         if d > 2:
             eps_em = _em_epsilon(rho_sel, d)
             lines.append(BudgetLine("tree selection", (d - 1) * eps_em**2 / 8,
@@ -238,8 +233,11 @@ class MSTGenerator(MarginalGenerator):
 
     def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         assert self.model is not None
-        return self.model.to_state()
+        meta, arrays = self.model.to_state()
+        meta.update(self._edges_state())
+        return meta, arrays
 
     def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
         self.model = TreeModel.from_state(meta, arrays)
+        self._restore_edges(meta)
         self._check_model_shape()
