@@ -74,6 +74,7 @@ class AIMGenerator(MarginalGenerator):
 
     name = "aim"
     Params = AIMParams
+    model_class = GraphicalModel
     uses_target = True
 
     def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
@@ -165,15 +166,3 @@ class AIMGenerator(MarginalGenerator):
                     time.perf_counter() - start, len(outcome.lines) // 2,
                     fit.calibrator.tree.total_cells, report.epsilon)
         return report
-
-    # ------------------------------------------------------------------ use
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        assert self.model is not None
-        meta, arrays = self.model.to_state()
-        meta.update(self._edges_state())
-        return meta, arrays
-
-    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.model = GraphicalModel.from_state(meta, arrays)
-        self._restore_edges(meta)
-        self._check_model_shape()

@@ -39,6 +39,7 @@ class MarginalGenerator(DPGenerator):
     ``self.discretiser``."""
 
     model: Any = None
+    model_class: Any  # the fitted model's type: to_state / from_state
     discretiser: Discretiser
     params: MarginalParams
 
@@ -112,3 +113,14 @@ class MarginalGenerator(DPGenerator):
             m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
         ):
             raise GeneratorError("the stored model does not match the stored column spec")
+
+    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        assert self.model is not None
+        meta, arrays = self.model.to_state()
+        meta.update(self._edges_state())
+        return meta, arrays
+
+    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self.model = self.model_class.from_state(meta, arrays)
+        self._restore_edges(meta)
+        self._check_model_shape()

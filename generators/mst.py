@@ -165,6 +165,7 @@ class MSTGenerator(MarginalGenerator):
 
     name = "mst"
     Params = MSTParams
+    model_class = TreeModel
 
     def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
                  params: Mapping[str, Any] | None = None) -> None:
@@ -230,14 +231,3 @@ class MSTGenerator(MarginalGenerator):
         logger.info("mst: fitted in %.1f s, epsilon %.4g",
                     time.perf_counter() - start, report.epsilon)
         return report
-
-    def _state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        assert self.model is not None
-        meta, arrays = self.model.to_state()
-        meta.update(self._edges_state())
-        return meta, arrays
-
-    def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.model = TreeModel.from_state(meta, arrays)
-        self._restore_edges(meta)
-        self._check_model_shape()

@@ -6,7 +6,6 @@ import multiprocessing as mp
 import os
 
 import pytest
-import yaml
 
 from synthrelease.errors import BudgetExceededError
 from synthrelease.ledger import BudgetLedger
