@@ -5,7 +5,9 @@
     .venv/bin/python bench/bench_validation.py --scale 1 2 4
 
 Each size runs in a fresh process (cold imports included, as in a Prefect task) and
-reports wall time, peak RSS and the seconds of each check. Target (issue 5): <= 60 s for
+reports wall time, peak RSS (of the main process) and the seconds of each check; then
+the same with the check's parts as tasks on a local Dask cluster (``--dask N``
+workers, as the ``release-dask`` flow runs them; cluster start-up timed apart). Target (issue 5): <= 60 s for
 a 30k x 15 table on 2 cores. With ``--scale k`` the Adult parts are tiled k times: the
 checks work on bounded samples (gate.sample_rows, gate.attack_rows, 50,000 rows for
 marginals), so time and memory grow only with loading and sampling (linear in rows).
@@ -85,8 +87,38 @@ def tile(tmp: Path, run_id: str, k: int) -> None:
         pd.concat([frame] * k, ignore_index=True).to_parquet(p.with_name(f"x{k}-{p.name}"))
 
 
-def one(tmp: Path, run_id: str, k: int) -> dict[str, object]:
-    """Time `check` on the parts tiled k times (run in a fresh process)."""
+def _warm_imports() -> None:
+    import importlib
+
+    for name in ("synthrelease.validators.real", "synthrelease.validators.expectations",
+                 "synthrelease.validators.sdmetrics_reports", "great_expectations",
+                 "sdmetrics.reports.single_table", "sklearn.ensemble", "sklearn.linear_model"):
+        importlib.import_module(name)
+
+
+def _check_on_dask(spec_path: str, run_id: str, spec, workers: int) -> tuple[float, float]:
+    """The check step as the ``release-dask`` flow runs it: each part a task on a local
+    Dask cluster (processes, 127.0.0.1), then the merge. Returns (seconds, startup s)."""
+    from dask.distributed import Client, LocalCluster
+
+    from synthrelease import pipeline, run
+
+    started = time.perf_counter()
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+        client.run(_warm_imports)  # a long-lived cluster has them loaded already
+        startup = time.perf_counter() - started
+        started = time.perf_counter()
+        futures = [client.submit(run.direct, f"{run.CHECK_PART}{part}", spec_path, run_id,
+                                 pure=False) for part in pipeline.check_parts(spec)]
+        client.gather(futures)
+        pipeline.merge_checks(spec, run_id)
+        return time.perf_counter() - started, startup
+
+
+def one(tmp: Path, run_id: str, k: int, workers: int = 0) -> dict[str, object]:
+    """Time `check` on the parts tiled k times (run in a fresh process); with
+    ``workers``, its parts on a local Dask cluster of that many processes."""
     import shutil
 
     from synthrelease import pipeline
@@ -100,13 +132,22 @@ def one(tmp: Path, run_id: str, k: int) -> dict[str, object]:
     for p, q in ((src.train, paths.train), (src.holdout, paths.holdout),
                  (src.synthetic, paths.synthetic)):
         shutil.copy(p.with_name(f"x{k}-{p.name}") if k > 1 else p, q)
-    started = time.perf_counter()
-    pipeline.check(spec, f"{run_id}-x{k}")
-    seconds = time.perf_counter() - started
+    if workers:
+        import yaml
+
+        spec_path = tmp / f"adult-x{k}.yaml"  # the workers load the spec from a file
+        raw = yaml.safe_load((tmp / "adult.yaml").read_text())
+        raw["synthetic_rows"] = spec.synthetic_rows
+        spec_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+        seconds, startup = _check_on_dask(str(spec_path), f"{run_id}-x{k}", spec, workers)
+    else:
+        started, startup = time.perf_counter(), 0.0
+        pipeline.check(spec, f"{run_id}-x{k}")
+        seconds = time.perf_counter() - started
     stored = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     verdict = pipeline.gate(spec, f"{run_id}-x{k}")
     return {
-        "k": k, "seconds": seconds, "peak_rss_mb": resource.getrusage(
+        "k": k, "workers": workers, "seconds": seconds, "startup": startup, "peak_rss_mb": resource.getrusage(
             resource.RUSAGE_SELF).ru_maxrss / 1024, "checks": stored["seconds"],
         "errors": stored["errors"], "passed": verdict["passed"],
         "failed": [c["name"] for c in verdict["checks"] if not c["passed"]],
@@ -117,10 +158,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="stand-in synthetic table")
     parser.add_argument("--scale", type=int, nargs="+", default=[1], help="tile factors")
-    parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--dask", type=int, default=2, metavar="N",
+                        help="also run the parts on a local N-worker Dask cluster (0: no)")
+    parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(Path(args.one[0]), args.one[1], int(args.one[2]))))
+        print(json.dumps(one(Path(args.one[0]), args.one[1], int(args.one[2]), int(args.one[3]))))
         return
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
@@ -130,18 +173,22 @@ def main() -> None:
                 tile(tmp, ctx["run_id"], k)
         rows = []
         for k in args.scale:
-            out = subprocess.run([sys.executable, __file__, "--one", folder, ctx["run_id"], str(k)],
-                                 capture_output=True, text=True, check=True)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            for workers in (0, args.dask) if args.dask else (0,):
+                out = subprocess.run([sys.executable, __file__, "--one", folder, ctx["run_id"],
+                                      str(k), str(workers)], capture_output=True, text=True,
+                                     check=True)
+                rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"\ncheck step on Adult ({'stand-in' if args.quick else 'MST epsilon 1'} synthetic), "
           f"{os.cpu_count()} CPUs")
-    print("| train x holdout x synthetic rows | wall s | peak RSS MB | gate | slowest checks (s) |")
-    print("|---|---|---|---|---|")
+    print("| train x holdout x synthetic rows | how | wall s | peak RSS MB | gate | slowest checks (s) |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         k = int(r["k"])
         slow = sorted(r["checks"].items(), key=lambda kv: -kv[1])[:4]
         gate = "passed" if r["passed"] else "FAILED: " + ", ".join(r["failed"])
-        print(f"| {32561 * k} x {16281 * k} x {30000 * k} | {r['seconds']:.1f} | "
+        how = (f"parts on Dask, {r['workers']} workers (+{r['startup']:.0f} s cluster start)"
+               if r["workers"] else "one process")
+        print(f"| {32561 * k} x {16281 * k} x {30000 * k} | {how} | {r['seconds']:.1f} | "
               f"{r['peak_rss_mb']:.0f} | {gate} | "
               + ", ".join(f"{n} {s:.1f}" for n, s in slow) + " |")
 

@@ -51,22 +51,37 @@ TASKS["publish"] = _step_task(
 )
 
 
+TASKS["merge_checks"] = _step_task("merge_checks")
+
+
+@task(name="check-part", **PRIVATE)
+def check_part_task(spec_path: str, run_id: str, part: str) -> Any:
+    return run.direct(f"{run.CHECK_PART}{part}", spec_path, run_id)
+
+
 def _as_task(step: str, spec_path: str, run_id: str) -> Any:
     return TASKS[step](spec_path, run_id)
 
 
-def _artifact_key(spec_path: str) -> str:
-    from pathlib import Path
+def _parallel_checks(step: str, spec_path: str, run_id: str) -> Any:
+    """The check step as parallel tasks on the flow's task runner (one per part: the GX
+    suite and each real-data check; each loads the rows itself, by reference), then a
+    merge. A part that fails leaves its figures out, and the gate fails closed."""
+    from synthrelease import pipeline
+    from synthrelease.spec import load_spec
 
-    stem = "".join(c if c.isalnum() else "-" for c in Path(spec_path).stem.lower())
-    return f"release-{stem}"[:100]
+    parts = pipeline.check_parts(load_spec(spec_path))
+    futures = [check_part_task.submit(spec_path, run_id, part) for part in parts]
+    for future in futures:
+        future.wait()
+    return TASKS["merge_checks"](spec_path, run_id)
 
 
-@flow(name="release", persist_result=False, log_prints=False, validate_parameters=True)
-def release(spec_path: str) -> dict[str, Any]:
-    """Release one table as DP synthetic data, as declared by the spec at ``spec_path``."""
+def release_run(spec_path: str, *, parallel_checks: bool) -> dict[str, Any]:
+    """The body of the release flows: the steps as tasks, with an artifact at the end."""
     try:
-        summary = run.run_release(spec_path, call=_as_task)
+        summary = run.run_release(spec_path, call=_as_task,
+                                  check=_parallel_checks if parallel_checks else None)
     except SynthReleaseError as exc:
         create_markdown_artifact(
             key=_artifact_key(spec_path),
@@ -80,3 +95,18 @@ def release(spec_path: str) -> dict[str, Any]:
         description="synthrelease run summary (public values only)",
     )
     return summary
+
+
+def _artifact_key(spec_path: str) -> str:
+    from pathlib import Path
+
+    stem = "".join(c if c.isalnum() else "-" for c in Path(spec_path).stem.lower())
+    return f"release-{stem}"[:100]
+
+
+@flow(name="release", persist_result=False, log_prints=False, validate_parameters=True)
+def release(spec_path: str, parallel_checks: bool = False) -> dict[str, Any]:
+    """Release one table as DP synthetic data, as declared by the spec at ``spec_path``.
+    ``parallel_checks``: run the check step's parts as concurrent tasks (threads of this
+    process; ``flows/release_dask.py`` runs them on a Dask cluster)."""
+    return release_run(spec_path, parallel_checks=parallel_checks)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Sequence
 
 from synthrelease import log as slog
-from synthrelease.errors import GateFailedError, SynthReleaseError
+from synthrelease.errors import GateFailedError, SpecError, SynthReleaseError
 
 DEFAULT_STORE_ENV = "SYNTHRELEASE_STORE"
 logger = logging.getLogger("synthrelease.cli")
@@ -38,6 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.spec)
     pipeline.preflight(spec)  # fail fast, before Prefect starts
+    if args.dask and args.engine == "direct":
+        raise SpecError("--dask runs the Prefect flow 'release-dask': leave out --engine direct")
     if args.engine == "direct":
         from synthrelease.run import run_release
 
@@ -48,16 +50,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.debug:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
     _use_server_or_ephemeral()
-    from synthrelease.flows.release import release
+    if args.dask:
+        from synthrelease.flows.release_dask import release_dask as release
+    else:
+        from synthrelease.flows.release import release
 
-    logger.info("starting flow 'release'", extra={"spec": args.spec})
+    logger.info("starting flow %r", release.name, extra={"spec": args.spec})
     state = release(str(Path(args.spec).resolve()), return_state=True)
     if state.is_completed():
         return _report(state.result())
     exc = state.result(raise_on_failure=False)
     if isinstance(exc, BaseException):
         raise exc
-    raise SynthReleaseError(f"flow 'release' ended {state.type.value}")
+    raise SynthReleaseError(f"flow {release.name!r} ended {state.type.value}")
 
 
 def _report(summary: dict) -> int:
@@ -276,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--engine", choices=("prefect", "direct"), default="prefect",
                      help="'prefect' (default): the Prefect flow, ephemeral unless a server "
                      "answers; 'direct': the same steps in this process, without Prefect")
+    run.add_argument("--dask", action="store_true",
+                     help="run the checks in parallel on a local 2-worker Dask cluster "
+                     "(flow 'release-dask'; engine prefect only)")
     run.set_defaults(func=cmd_run)
 
     spec = sub.add_parser("spec", help="draft or check release specs").add_subparsers(

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from synthrelease.errors import GateFailedError, LedgerError
+from synthrelease.errors import GateFailedError, LedgerError, StepFailedError
 from synthrelease.ledger import BudgetLedger
 from synthrelease.manifest import build_manifest, release_readme
 from synthrelease.private.workspace import FILE_MODE, RunPaths, Workspace, tighten
@@ -35,6 +35,7 @@ FIGURES_FILE = "figures.json"
 VERDICT_FILE = "verdict.json"
 DATA_DOCS_DIR = "data_docs"  # GX Data Docs, inside the run's private report folder
 DOMAIN_FILE = "domain.json"
+CHECKS_DIR = "checks"  # check_part outputs, merged into FIGURES_FILE
 
 
 @dataclass(frozen=True)
@@ -217,40 +218,97 @@ def check(spec: ReleaseSpec, run_id: str) -> str:
     privacy attacks, copies) plus the GX suite on the synthetic table, with Data Docs in
     the private report folder. Figures go to ``figures.json`` in the private workspace
     (the gate reads them there; none crosses a task boundary). Returns that file's path.
+    :func:`check_part` and :func:`merge_checks` do the same in parts (parallel flows).
     """
+    paths = run_paths(spec, run_id)
+    payload = {**_evaluate(spec, paths, only=None), "expectations": _expectations(spec, paths)}
+    _write_json(paths.root / FIGURES_FILE, payload)
+    return str(paths.root / FIGURES_FILE)
+
+
+def check_parts(spec: ReleaseSpec) -> tuple[str, ...]:
+    """The independent parts of the check step: the GX suite, then each real-data check."""
+    from synthrelease.validators.evaluation import CHECKS
+
+    return ("expectations", *(c for c in CHECKS if c != "tstr" or spec.target is not None))
+
+
+def check_part(spec: ReleaseSpec, run_id: str, part: str) -> str:
+    """One part of the check step (see :func:`check_parts`), into the run's private
+    ``checks/<part>.json``; a part's figures equal those of the whole :func:`check`."""
+    if part not in check_parts(spec):
+        raise StepFailedError(f"unknown check part {part!r}; parts: {', '.join(check_parts(spec))}")
+    paths = run_paths(spec, run_id)
+    if part == "expectations":
+        payload: dict[str, Any] = {"expectations": _expectations(spec, paths)}
+    else:
+        payload = _evaluate(spec, paths, only=[part])
+    out = paths.root / CHECKS_DIR / f"{part}.json"
+    _write_json(out, payload)
+    return str(out)
+
+
+def merge_checks(spec: ReleaseSpec, run_id: str) -> str:
+    """Merge the parts into ``figures.json``, failing closed: a missing or unreadable
+    part records an error and leaves its figures out (the gate then fails them)."""
+    paths = run_paths(spec, run_id)
+    merged: dict[str, Any] = {"figures": {}, "details": {}, "errors": {}, "seconds": {}}
+    merged["expectations"] = {"success": False, "results": [],
+                              "error": "the expectations part did not run"}
+    for part in check_parts(spec):
+        try:
+            payload = json.loads((paths.root / CHECKS_DIR / f"{part}.json").read_text())
+        except (OSError, ValueError):
+            merged["errors"][part] = "MissingPart"
+            continue
+        if part == "expectations":
+            merged["expectations"] = payload["expectations"]
+            continue
+        for key in ("figures", "details", "errors", "seconds"):
+            merged[key].update(payload.get(key) or {})
+    _write_json(paths.root / FIGURES_FILE, merged)
+    return str(paths.root / FIGURES_FILE)
+
+
+def _expectations(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
+    """The GX suite on the synthetic table (Data Docs in the private report folder)."""
+    import pandas as pd
+
+    from synthrelease.validators.expectations import run_expectations
+
+    return run_expectations(
+        pd.read_parquet(paths.synthetic), _validation_columns(spec, paths),
+        expected_rows=spec.synthetic_rows, data_docs=paths.report / DATA_DOCS_DIR,
+    ).to_dict()
+
+
+def _evaluate(spec: ReleaseSpec, paths: RunPaths, *, only: list[str] | None) -> dict[str, Any]:
+    """The real-data checks (all, or ``only`` these), failing closed on any error."""
     import pandas as pd
 
     from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
     from synthrelease.generators.noise import make_noise
     from synthrelease.validators.evaluation import Settings
-    from synthrelease.validators.expectations import run_expectations
     from synthrelease.validators.real import evaluate_against_real
 
-    paths = run_paths(spec, run_id)
     ws = Workspace(spec.workspace.path)
-    synthetic = pd.read_parquet(paths.synthetic)
     columns = _validation_columns(spec, paths)
-    expectations = run_expectations(
-        synthetic, columns, expected_rows=spec.synthetic_rows,
-        data_docs=paths.report / DATA_DOCS_DIR,
-    )
     try:
-        evaluation = evaluate_against_real(
+        return evaluate_against_real(
             train=ws.load_table(paths.train, label=f"{spec.name}:train"),
             holdout=ws.load_table(paths.holdout, label=f"{spec.name}:holdout"),
-            synthetic=synthetic,
+            synthetic=pd.read_parquet(paths.synthetic),
             discretiser=Discretiser(
                 columns, default_bins=int(spec.generator.params.get("bins", DEFAULT_BINS))
             ),
             target=spec.target,
             rng=make_noise(spec.privacy).post_processing_rng(),
             settings=Settings.from_gate(spec.gate),
+            only=only,
         ).to_dict()
     except Exception as exc:  # noqa: BLE001 - fail closed: no figures, every check fails
         log.warning("validation against real rows failed (%s)", type(exc).__name__)
-        evaluation = {"figures": {}, "details": {}, "errors": {"evaluation": type(exc).__name__}}
-    _write_json(paths.root / FIGURES_FILE, {**evaluation, "expectations": expectations.to_dict()})
-    return str(paths.root / FIGURES_FILE)
+        return {"figures": {}, "details": {}, "errors": {"evaluation": type(exc).__name__}}
 
 
 def _validation_columns(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:

@@ -33,6 +33,15 @@ STEPS: dict[str, Callable[[ReleaseSpec, str], Any]] = {
     "publish": pipeline.publish,
 }
 Call = Callable[[str, str, str], Any]
+CHECK_PART = "check:"  # step "check:<part>": one part of the check step (pipeline.check_parts)
+STEPS["merge_checks"] = pipeline.merge_checks
+
+
+def _step(step: str) -> Callable[[ReleaseSpec, str], Any]:
+    if step.startswith(CHECK_PART):
+        part = step[len(CHECK_PART):]
+        return lambda spec, run_id: pipeline.check_part(spec, run_id, part)
+    return STEPS[step]
 
 
 def direct(step: str, spec_path: str, run_id: str) -> Any:
@@ -44,7 +53,7 @@ def direct(step: str, spec_path: str, run_id: str) -> Any:
     """
     spec = load_spec(spec_path)
     try:
-        return STEPS[step](spec, run_id)
+        return _step(step)(spec, run_id)
     except SynthReleaseError:
         raise
     except Exception as exc:
@@ -123,11 +132,14 @@ def _zombie(pid: int) -> bool:
         return False
 
 
-def run_release(spec_path: str | Path, *, call: Call = direct) -> dict[str, Any]:
+def run_release(spec_path: str | Path, *, call: Call = direct,
+                check: Call | None = None) -> dict[str, Any]:
     """Release one table: preflight, reserve, train, sample, check, gate, publish.
 
-    Returns the public summary. On failure the reservation is settled (spent once the
-    data was touched, voided before) and the run's copies of sensitive rows are removed.
+    ``check`` replaces the check step (e.g. a flow running its parts in parallel and then
+    ``merge_checks``); it takes the same arguments as ``call``. Returns the public
+    summary. On failure the reservation is settled (spent once the data was touched,
+    voided before) and the run's copies of sensitive rows are removed.
     """
     spec_path = str(spec_path)
     spec = load_spec(spec_path)
@@ -139,7 +151,7 @@ def run_release(spec_path: str | Path, *, call: Call = direct) -> dict[str, Any]
         try:
             privacy = call("train", spec_path, run_id)
             call("sample", spec_path, run_id)
-            call("check", spec_path, run_id)
+            (check or call)("check", spec_path, run_id)
             verdict = call("gate", spec_path, run_id)
             release_id = call("publish", spec_path, run_id)
             pipeline.complete(spec, reservation)

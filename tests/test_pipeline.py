@@ -190,3 +190,44 @@ def test_delta_not_well_below_one_over_n_warns(spec_factory, caplog):
     warnings = [r for r in caplog.records if "delta is not well below 1/n" in r.getMessage()]
     assert len(warnings) == 1
     assert "3000" not in warnings[0].getMessage()  # the private count is not logged
+
+
+def test_check_in_parts_equals_the_whole_check_and_fails_closed(spec_factory):
+    """The parallel flows' check: every part, merged, gives the figures of the whole check
+    (seeded); a part that never ran leaves its figures out and the gate fails."""
+    import json
+    import math
+
+    from synthrelease import pipeline
+    from synthrelease.run import direct
+
+    path = str(spec_factory())
+    spec = load_spec(path)
+    run_id = pipeline.new_run_id()
+    direct("reserve", path, run_id)
+    for step in ("train", "sample", "check"):
+        direct(step, path, run_id)
+    paths = pipeline.run_paths(spec, run_id)
+    whole = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
+    parts = pipeline.check_parts(spec)
+    assert parts[0] == "expectations" and "tstr" not in parts  # the small spec has no target
+    for part in parts:
+        direct(f"check:{part}", path, run_id)
+    direct("merge_checks", path, run_id)
+    merged = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
+    assert set(merged["figures"]) == set(whole["figures"]) and len(whole["figures"]) >= 20
+    for key, value in whole["figures"].items():
+        other = merged["figures"][key]
+        assert (math.isnan(value) and math.isnan(other)) or other == pytest.approx(value), key
+    assert merged["expectations"]["success"] == whole["expectations"]["success"]
+    assert pipeline.gate(spec, run_id)["passed"] is True
+    # a lost part: its figures are missing, the gate fails closed
+    (paths.root / pipeline.CHECKS_DIR / "membership.json").unlink()
+    direct("merge_checks", path, run_id)
+    merged = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
+    assert merged["errors"]["membership"] == "MissingPart" and "mia_auc" not in merged["figures"]
+    verdict = pipeline.gate(spec, run_id)
+    assert verdict["passed"] is False
+    assert [c["name"] for c in verdict["checks"] if not c["passed"]] == ["mia_auc"]
+    with pytest.raises(Exception, match="unknown check part"):
+        direct("check:bogus", path, run_id)

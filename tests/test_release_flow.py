@@ -127,7 +127,8 @@ def test_leak_scan_release_and_prefect(demo):
     assert first_row.encode() not in blob
     with sqlite3.connect(dbs[0]) as conn:
         params = [r[0] for r in conn.execute("select parameters from flow_run")]
-    assert params and all(set(json.loads(p)) == {"spec_path"} for p in params)
+    assert params and all(set(json.loads(p)) == {"spec_path", "parallel_checks"} for p in params)
+    assert all(json.loads(p)["parallel_checks"] is False for p in params)  # references/flags only
     # the run's markdown artifact: the public verdict, no real-data figure
     with sqlite3.connect(dbs[0]) as conn:
         texts = [r[0] for r in conn.execute("select data from artifact where type = 'markdown'")]

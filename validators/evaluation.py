@@ -20,6 +20,11 @@ logger = logging.getLogger(__name__)
 
 Result = tuple[dict[str, float], dict[str, Any]]
 
+# The checks of ``real.evaluate_against_real``, in order; each is one unit of work that a
+# flow may run on its own (``only=``), e.g. in parallel on a Dask cluster.
+CHECKS = ("marginals_and_copies", "marginals_3way", "plots", "sdmetrics", "tstr", "distance",
+          "membership", "singling_out", "linkability", "inference")
+
 
 @dataclass(frozen=True)
 class Settings:

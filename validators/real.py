@@ -29,8 +29,9 @@ the passed generator to at most ``max_rows`` rows (the training reference for
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Mapping
+from typing import Any, Callable, Collection, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -48,7 +49,7 @@ from synthrelease.validators.distributions import (
     distributions,
 )
 from synthrelease.validators.encoding import MixedMatrix, encode_mixed
-from synthrelease.validators.evaluation import Collector, Evaluation, Settings
+from synthrelease.validators.evaluation import CHECKS, Collector, Evaluation, Settings
 from synthrelease.validators.features import typed_frame
 from synthrelease.validators.inference import inference_risk
 from synthrelease.validators.linkability import linkability_risk
@@ -171,12 +172,16 @@ def evaluate_against_real(
     target: str | None,
     rng: np.random.Generator,
     settings: Settings = Settings(),
+    only: Collection[str] | None = None,
 ) -> Evaluation:
-    """Every utility and privacy figure of ``synthetic`` against the real parts.
+    """Every utility and privacy figure of ``synthetic`` against the real parts (or the
+    checks named in ``only``, a subset of :data:`CHECKS`).
 
     Seeded subsamples bound the work (``settings``): with fixed sizes the time is linear
-    in the rows (sampling) plus a constant. Each check fails closed on its own (NaN
-    figures, error type recorded); a wrong argument raises.
+    in the rows (sampling) plus a constant. Each check draws from its own child of
+    ``rng`` (spawned in :data:`CHECKS` order), so a check's figures are the same whether
+    it runs with the others or alone. Each check fails closed on its own (NaN figures,
+    error type recorded); a wrong argument raises.
     """
     if not isinstance(train, SensitiveTable) or not isinstance(holdout, SensitiveTable):
         raise TypeError("train and holdout must be SensitiveTable")
@@ -184,6 +189,9 @@ def evaluate_against_real(
         raise TypeError("synthetic must be a pandas DataFrame")
     if not isinstance(rng, np.random.Generator):
         raise TypeError("rng must be a numpy Generator")
+    wanted = set(CHECKS if only is None else only)
+    if not wanted or wanted - set(CHECKS):
+        raise ValueError(f"only: names checks among {', '.join(CHECKS)}")
     specs: Mapping[str, object] = {n: c.spec for n, c in discretiser.coders.items()}
     if target is not None and target not in specs:
         raise ValueError("the target is not a declared column")
@@ -196,49 +204,71 @@ def evaluate_against_real(
     if min(len(train_all), len(hold), len(synth)) < 4:
         raise ValueError("train, holdout and synthetic need at least four rows each")
     train_ref = _shuffled(train_all, len(hold), rng)  # the holdout's size: equal references
+    child = dict(zip(CHECKS, rng.spawn(len(CHECKS))))
     out = Collector()
     out.evaluation.details["settings"] = settings.to_dict()
 
-    out.run("marginals_and_copies", lambda: (real_data_figures(
+    def run(name: str, check: Callable[[], Any], owns: Iterable[str]) -> None:
+        if name in wanted:
+            out.run(name, check, owns)
+
+    @functools.cache
+    def typed(which: str) -> pd.DataFrame:
+        return typed_frame({"hold": hold, "synth": synth}[which], specs)
+
+    @functools.cache
+    def encoded(which: str) -> MixedMatrix:
+        return encode_mixed({"train": train_ref, "hold": hold, "synth": synth}[which], specs)
+
+    run("marginals_and_copies", lambda: (real_data_figures(
         train=SensitiveTable(train_all, label=train.label),
         holdout=SensitiveTable(hold_all, label=holdout.label), synthetic=synthetic,
-        discretiser=discretiser, rng=rng, max_rows=m), {}), FIGURE_NAMES)
-    out.run("marginals_3way", lambda: _tvd_3way(hold_m, synth_m, discretiser, rng, settings),
-            ("tvd_3way",))
-    out.run("plots", lambda: _plots(hold, synth, discretiser), ("association_gap",))
-    typed_hold, typed_synth = typed_frame(hold, specs), typed_frame(synth, specs)
-    out.run("sdmetrics", lambda: sdmetrics_figures(
-        real=typed_hold, synthetic=typed_synth, specs=specs), SDMETRICS_FIGURES)
+        discretiser=discretiser, rng=child["marginals_and_copies"], max_rows=m), {}),
+        FIGURE_NAMES)
+    run("marginals_3way", lambda: _tvd_3way(hold_m, synth_m, discretiser,
+                                            child["marginals_3way"], settings), ("tvd_3way",))
+    run("plots", lambda: _plots(hold, synth, discretiser), ("association_gap",))
+    run("sdmetrics", lambda: sdmetrics_figures(
+        real=typed("hold"), synthetic=typed("synth"), specs=specs), SDMETRICS_FIGURES)
     if target is not None:
-        fit = min(len(synth), len(train_all), s)
-        typed_train = typed_frame(_shuffled(train_all, fit, rng), specs)
-        out.run("tstr", lambda: tstr_figures(
-            synthetic=typed_synth.iloc[:fit], train=typed_train, holdout=typed_hold,
-            specs=specs, target=target, seed=int(rng.integers(2**31))), TSTR_FIGURES)
-
-    enc_train, enc_hold = encode_mixed(train_ref, specs), encode_mixed(hold, specs)
-    enc_synth = encode_mixed(synth, specs)
-    half = enc_hold.rows // 2
-    out.run("distance", lambda: distance_figures(
-        synthetic=first(enc_synth, a), train=enc_train, holdout=enc_hold, rng=rng),
-        DISTANCE_FIGURES)
-    out.run("membership", lambda: membership_attack(
-        members=first(enc_train, min(a, half)), non_members=first(enc_hold, min(a, half)),
-        reference=enc_hold.take(np.arange(half, enc_hold.rows)), synthetic=enc_synth, rng=rng),
-        MIA_FIGURES)
-    out.run("singling_out", lambda: singling_out_risk(
-        synthetic=enc_synth, train=enc_train, control=enc_hold, rng=rng,
-        queries=settings.singling_out_queries), _risk_figures("singling_out"))
-    out.run("linkability", lambda: linkability_risk(
-        synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
+        run("tstr", lambda: _tstr(train_all, typed("synth"), typed("hold"), specs, target,
+                                  s, child["tstr"]), TSTR_FIGURES)
+    half = len(hold) // 2
+    run("distance", lambda: distance_figures(
+        synthetic=first(encoded("synth"), a), train=encoded("train"), holdout=encoded("hold"),
+        rng=child["distance"]), DISTANCE_FIGURES)
+    run("membership", lambda: membership_attack(
+        members=first(encoded("train"), min(a, half)),
+        non_members=first(encoded("hold"), min(a, half)),
+        reference=encoded("hold").take(np.arange(half, len(hold))), synthetic=encoded("synth"),
+        rng=child["membership"]), MIA_FIGURES)
+    run("singling_out", lambda: singling_out_risk(
+        synthetic=encoded("synth"), train=encoded("train"), control=encoded("hold"),
+        rng=child["singling_out"], queries=settings.singling_out_queries),
+        _risk_figures("singling_out"))
+    run("linkability", lambda: linkability_risk(
+        synthetic=encoded("synth"), targets=first(encoded("train"), a),
+        controls=first(encoded("hold"), a), rng=child["linkability"]),
         _risk_figures("linkability"))
-    out.run("inference", lambda: inference_risk(
-        synthetic=enc_synth, targets=first(enc_train, a), controls=first(enc_hold, a), rng=rng),
+    run("inference", lambda: inference_risk(
+        synthetic=encoded("synth"), targets=first(encoded("train"), a),
+        controls=first(encoded("hold"), a), rng=child["inference"]),
         _risk_figures("inference"))
     failed = sorted(out.evaluation.errors)
     logger.info("real-data evaluation: %d checks failed%s", len(failed),
                 f" ({', '.join(failed)})" if failed else "")
     return out.evaluation
+
+
+def _tstr(train_all: pd.DataFrame, typed_synth: pd.DataFrame, typed_hold: pd.DataFrame,
+          specs: Mapping[str, object], target: str, rows: int,
+          rng: np.random.Generator) -> tuple[dict[str, float], dict[str, Any]]:
+    """Train-synthetic/test-real against train-real/test-real, on equal-size samples."""
+    fit = min(len(typed_synth), len(train_all), rows)
+    typed_train = typed_frame(_shuffled(train_all, fit, rng), specs)
+    return tstr_figures(synthetic=typed_synth.iloc[:fit], train=typed_train,
+                        holdout=typed_hold, specs=specs, target=target,
+                        seed=int(rng.integers(2**31)))
 
 
 def _clip_numbers(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFrame:
