@@ -54,6 +54,9 @@ class MSTParams(MarginalParams):
     engine: Literal["numpy", "mbi"] = Field(
         default="numpy", description="estimation engine: numpy (CPU, no compilation) or "
         "mbi (Private-PGM on JAX, e.g. for a GPU); same algorithm")
+    max_model_size: float = Field(default=80.0, gt=0, le=4096, description="largest 2-way "
+                                  "marginal (MB of float64) the tree may hold: bigger pairs "
+                                  "are never selected, which bounds memory")
 
 
 # --------------------------------------------------------------------------- sensitive
@@ -79,12 +82,15 @@ def _measure(
 
 def _select(
     codes: np.ndarray, sizes: list[int], indep: list[np.ndarray], total: float, *,
-    rho: float, noise: NoiseSource,
+    rho: float, noise: NoiseSource, max_cells: float = math.inf, names: list[str] | None = None,
 ) -> list[tuple[int, int]]:
     """Exponential mechanism (Gumbel-max), one edge per round, Kruskal-style: a
-    maximum spanning tree of the pairs that the independence model fits worst."""
+    maximum spanning tree of the pairs that the independence model fits worst. Pairs
+    above ``max_cells`` cells (sizes are DP outputs: public) are never candidates."""
     d = len(sizes)
-    pairs = list(itertools.combinations(range(d), 2))
+    pairs = [(a, b) for a, b in itertools.combinations(range(d), 2)
+             if sizes[a] * sizes[b] <= max_cells]
+    _require_spanning_tree(d, pairs, sizes, names)  # before any budget goes on selection
     score = {}
     for a, b in pairs:
         xhat = np.outer(indep[a], indep[b]).ravel() / total
@@ -103,6 +109,28 @@ def _select(
 
 
 # --------------------------------------------------------------------------- public maths
+def _require_spanning_tree(d: int, pairs: list[tuple[int, int]], sizes: list[int],
+                           names: list[str] | None) -> None:
+    """The allowed pairs must connect every column (public: sizes are DP outputs)."""
+    root = list(range(d))
+
+    def find(i: int) -> int:
+        while root[i] != i:
+            root[i] = root[root[i]]
+            i = root[i]
+        return i
+
+    for a, b in pairs:
+        root[find(a)] = find(b)
+    if len({find(i) for i in range(d)}) > 1:
+        big = max(range(d), key=lambda i: sizes[i])
+        label = names[big] if names else str(big)
+        raise GeneratorError(
+            f"mst: no spanning tree fits max_model_size: column {label!r} has {sizes[big]} "
+            "cells after compression; declare fewer categories or bins (or an 'other' "
+            "bucket), or raise max_model_size")
+
+
 def _split(rho: float, d: int) -> tuple[float, float, float]:
     """Budget plan (1-way, selection, 2-way). With two columns the tree is forced, so
     selection is free; with one there is nothing but the 1-way marginal."""
@@ -206,7 +234,8 @@ class MSTGenerator(MarginalGenerator):
 
         edges = [(0, 1)] if d == 2 else []
         if d > 2:
-            edges = _select(ccodes, csizes, indep, total1, rho=rho_sel, noise=noise)
+            edges = _select(ccodes, csizes, indep, total1, rho=rho_sel, noise=noise,
+                            max_cells=p.max_model_size * 2**17, names=disc.names)
         sigma2 = _gaussian_sigma(rho2, len(edges)) if edges else 0.0
         y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
         del codes, ccodes  # nothing below reads rows

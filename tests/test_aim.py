@@ -215,3 +215,14 @@ def test_default_workload_and_candidate_weights() -> None:
     assert cands[(3,)] == 3 + 3  # three pairs and three triples hold t
     custom = resolve(names, workload=[WorkloadQuery(columns=("b", "a"), weight=2.5)], target=None)
     assert custom == {(0, 1): 2.5}
+
+
+def test_max_model_size_bounds_the_junction_tree() -> None:
+    """Memory bound: with a small cap, big candidates are skipped (recorded in the
+    manifest settings) and the final junction tree stays under the cap."""
+    cap_mb = 0.0003  # 39 float64 cells: every 3-way candidate with age and city (64) is over
+    gen = _fit(epsilon=2.0, max_model_size=cap_mb)
+    settings = gen.report.settings
+    assert settings["candidates_over_max_model_size"] > 0
+    assert settings["model_cells"] <= cap_mb * 2**17
+    assert gen.report.rho == pytest.approx(cdp_rho(epsilon=2.0, delta=1e-6), rel=1e-9)

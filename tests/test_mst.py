@@ -326,3 +326,29 @@ def test_dp_quantile_edges_are_charged_and_follow_the_data(tmp_path: Path) -> No
     assert out["income"].between(0, 200_000).all()
     with pytest.raises(GeneratorError, match="quantile_edges: column 'colour'"):
         MSTGenerator(COLUMNS, epsilon=1.0, delta=1e-6, params={"quantile_edges": ["colour"]})
+
+
+def test_max_model_size_keeps_big_pairs_out_of_the_tree() -> None:
+    """Memory bound: pairs above max_model_size are never selected; when no spanning
+    tree fits, a clear error names the widest column (its public, DP-compressed size)."""
+    rng = np.random.default_rng(0)
+    n = 6000
+    cats = [f"c{i:03d}" for i in range(300)]
+    frame = pd.DataFrame({
+        "wide": rng.choice(cats, n), "other": rng.choice(cats, n),
+        "flag": rng.random(n) < 0.5, "tone": rng.choice(["warm", "cool", "neutral"], n),
+    })
+    columns = {
+        "wide": TypeAdapter(Column).validate_python({"type": "categorical", "categories": cats}),
+        "other": TypeAdapter(Column).validate_python({"type": "categorical", "categories": cats}),
+        "flag": COLUMNS["member"], "tone": COLUMNS["tone"],
+    }
+    # 300 x 300 = 90,000 cells (0.69 MB) is over a 0.5 MB cap; 300 x 3 is not
+    gen = MSTGenerator(columns, epsilon=50.0, delta=1e-6, params={"max_model_size": 0.5})
+    gen.fit(SensitiveTable(frame, label="t"), noise=NoiseSource.seeded(0))
+    assert {0, 1} not in [set(e) for e in gen.model.edges]
+    assert len(gen.model.edges) == 3
+    tiny = MSTGenerator(columns, epsilon=50.0, delta=1e-6, params={"max_model_size": 0.001})
+    with pytest.raises(GeneratorError, match=r"no spanning tree fits max_model_size: column "
+                       r"'(wide|other)' has \d+ cells"):
+        tiny.fit(SensitiveTable(frame, label="t"), noise=NoiseSource.seeded(0))
