@@ -33,4 +33,7 @@ def release_dask(spec_path: str) -> dict[str, Any]:
 if __name__ == "__main__":  # pragma: no cover - process/Dask runners need the guard
     import sys
 
-    release_dask(sys.argv[1])
+    from synthrelease.flows.api import prefect_api, server_answers
+
+    with prefect_api(configured=server_answers()):
+        release_dask(sys.argv[1])

@@ -52,4 +52,7 @@ def release_many(spec_paths: list[str]) -> list[dict[str, Any]]:
 if __name__ == "__main__":  # pragma: no cover - process/Dask runners need the guard
     import sys
 
-    release_many(sys.argv[1:])
+    from synthrelease.flows.api import prefect_api, server_answers
+
+    with prefect_api(configured=server_answers()):
+        release_many(sys.argv[1:])

@@ -49,14 +49,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not args.debug:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "CRITICAL")
-    _use_server_or_ephemeral()
+    from synthrelease.flows.api import prefect_api, server_answers
+
+    configured = server_answers()
+
     if args.dask:
         from synthrelease.flows.release_dask import release_dask as release
     else:
         from synthrelease.flows.release import release
 
     logger.info("starting flow %r", release.name, extra={"spec": args.spec})
-    state = release(str(Path(args.spec).resolve()), return_state=True)
+    with prefect_api(configured=configured):
+        state = release(str(Path(args.spec).resolve()), return_state=True)
     if state.is_completed():
         return _report(state.result())
     exc = state.result(raise_on_failure=False)
@@ -70,35 +74,6 @@ def _report(summary: dict) -> int:
     _out(f"epsilon spent: {summary['epsilon']:g} (delta {summary['delta']:g})")
     _out("gate: passed")
     return 0
-
-
-def _use_server_or_ephemeral() -> None:
-    """Report to the configured Prefect server if it answers, else run ephemerally.
-
-    Decided before Prefect is imported (its settings are read once, at import): the URL
-    comes from $PREFECT_API_URL or the project's prefect.toml.
-    """
-    url = os.environ.get("PREFECT_API_URL")
-    if url is None and Path("prefect.toml").exists():
-        import tomllib
-
-        try:
-            url = tomllib.loads(Path("prefect.toml").read_text()).get("api", {}).get("url")
-        except (OSError, tomllib.TOMLDecodeError):
-            url = None
-    if not url:
-        return
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=2) as resp:
-            if resp.status == 200:
-                logger.info("reporting to Prefect server", extra={"api": url})
-                return
-    except OSError:
-        pass
-    logger.info("Prefect server not reachable; using an ephemeral one", extra={"api": url})
-    os.environ["PREFECT_API_URL"] = ""
 
 
 def cmd_spec_draft(args: argparse.Namespace) -> int:

@@ -48,7 +48,9 @@ def test_release_with_checks_in_parallel_on_dask(spec_factory, tmp_path):
     with sqlite3.connect(db) as conn:
         flows = [r[0] for r in conn.execute("select name from flow")]
         params = [json.loads(r[0]) for r in conn.execute("select parameters from flow_run")]
+        parts = [r[0] for r in conn.execute("select name from task_run where name like 'check-part%'")]
     assert flows == ["release-dask"]
+    assert len(parts) == len(check_parts(load_spec(spec)))  # one task run per part
     assert params and all(set(p) == {"spec_path"} for p in params)  # a reference only
     # one output per part, written by the part tasks in the private workspace, then merged
     outputs = sorted(p.stem for p in (tmp_path / "ws").rglob("checks/*.json"))
