@@ -112,3 +112,11 @@ def test_consumer_commands(capsys, spec_factory, tmp_path):
     code, _, err = _run(capsys, "releases", "show", "nothere", "--store", store)
     assert code == 2
     _assert_one_clear_line(err, "no release of 'nothere'")
+
+
+def test_dask_needs_the_prefect_engine(capsys, spec_factory):
+    spec_path = spec_factory()
+    code, _, err = _run(capsys, "run", str(spec_path), "--engine", "direct", "--dask")
+    assert code == 2
+    _assert_one_clear_line(err, "--dask runs the Prefect flow 'release-dask'")
+    assert _ledger_entries(spec_path) == []
