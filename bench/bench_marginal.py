@@ -17,6 +17,7 @@ Private-PGM's preprocessed Adult, which also has no ``education`` column: ``--dr
     .venv/bin/python bench/bench_marginal.py --epsilons 1 --repeats 3 --seeded
     .venv/bin/python bench/bench_marginal.py --scale rows          # 10k..1M rows (resampled)
     .venv/bin/python bench/bench_marginal.py --scale columns       # 4..15 columns, then 29
+    .venv/bin/python bench/bench_marginal.py --profile --epsilons 1  # fit time by phase
     .venv/bin/python bench/bench_marginal.py --epsilons 1 --bins 100 --drop education
                                                   # a domain like Private-PGM's Adult
 """
@@ -75,12 +76,14 @@ def _fit_here(name: str, columns: dict, frame: pd.DataFrame, eps: float, delta: 
         start, cpu = time.perf_counter(), time.process_time()
         report = gen.fit(SensitiveTable(frame, label="adult"), noise=noise)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    started = time.perf_counter()
+    synth = gen.sample(sample_rows, rng=np.random.default_rng(sample_seed)) if sample_rows else None
     return {
         "wall": wall, "cpu": cpu, "peak_mb": mem.peak_mb, "epsilon": report.epsilon,
         "rows_s": getattr(gen, "timings", {}).get("rows_s", float("nan")),
         "rounds": sum(1 for line in report.lines if line.step.endswith("select")),
-        "synth": gen.sample(sample_rows, rng=np.random.default_rng(sample_seed))
-        if sample_rows else None,
+        "phases": dict(getattr(gen, "timings", {})),
+        "sample_s": time.perf_counter() - started, "synth": synth,
     }
 
 
@@ -218,6 +221,24 @@ def scale(args: argparse.Namespace) -> None:
               f"{rows_s:>7.1f} {1e6 * wall / rows:>7.1f} {rounds:>6}", flush=True)
 
 
+def profile(args: argparse.Namespace) -> None:
+    """Where the fit time goes, phase by phase (one seeded fit per generator/epsilon)."""
+    columns = _columns()
+    train = pd.read_csv(DATA / "adult_train.csv")[list(columns)]
+    print(f"fit phases on Adult (seeded noise), bins={args.bins}, {args.rows} rows sampled")
+    print("mst: measure_select = read rows, 1-way + tree selection + 2-way measurement; "
+          "estimate = mirror descent")
+    print("aim: rows = read and count rows; select = rounds' selection + measurement; "
+          "estimate = rounds' warm-started estimations; final = last estimation")
+    print(f"{'gen':>4} {'eps':>5} {'fit_s':>7} {'phases (s)':<70} {'sample_s':>8}")
+    for name, eps in itertools.product(args.generators, args.epsilons):
+        out = _fit(name, columns, train, eps=eps, delta=args.delta, params={"bins": args.bins},
+                   seed=0, sample_rows=args.rows)
+        phases = ", ".join(f"{k[:-2]} {v:.2f}" for k, v in out["phases"].items())
+        print(f"{name:>4} {eps:>5g} {out['wall']:>7.2f} {phases:<70} {out['sample_s']:>8.2f}",
+              flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generators", nargs="+", default=["mst", "aim"])
@@ -231,10 +252,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--seeded", action="store_true", help="seeded noise (repeat r: seed r)")
     parser.add_argument("--scale", choices=["rows", "columns"], help="fit time vs rows/columns")
+    parser.add_argument("--profile", action="store_true", help="fit time by phase")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING)
-    if args.scale:
+    if args.profile:
+        profile(args)
+    elif args.scale:
         scale(args)
     else:
         utility(args)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -109,6 +110,7 @@ class Outcome:
     measurements: list[Measurement]
     lines: list[BudgetLine]
     total: float
+    seconds: dict[str, float] = field(default_factory=dict)  # select / estimate (profiling)
 
 
 def run_rounds(
@@ -125,7 +127,10 @@ def run_rounds(
     def total() -> float:
         return max(1.0, math.fsum(s / v for s, v in totals) / math.fsum(1 / v for _, v in totals))
 
+    seconds = {"select_s": 0.0, "estimate_s": 0.0}
+    clock = time.perf_counter()
     fit = estimate(sizes, measurements, total=total(), iters=iters, tol=tol)
+    seconds["estimate_s"] += time.perf_counter() - clock
     lines: list[BudgetLine] = []
     t, last = 0, False
     while not last:
@@ -133,13 +138,17 @@ def run_rounds(
         last = plan.next_round(final=max_rounds is not None and t >= max_rounds)
         sigma, eps = plan.sigma, plan.eps
         limit = max_cells * plan.used / plan.rho
+        clock = time.perf_counter()
         small = affordable(cands, sizes, [m.clique for m in measurements], limit_cells=limit)
         clique = _select(data, fit, small, sigma=sigma, eps=eps, noise=noise)
         y = _measure(data, clique, sigma=sigma, noise=noise)
         before = fit.project(clique).ravel()
         measurements.append(Measurement(clique, y, sigma))
         totals.append((float(y.sum()), sigma**2 * y.size))
+        seconds["select_s"] += time.perf_counter() - clock
+        clock = time.perf_counter()
         fit = estimate(sizes, measurements, total=total(), iters=iters, warm=fit, tol=tol)
+        seconds["estimate_s"] += time.perf_counter() - clock
         moved = float(np.abs(fit.project(clique).ravel() - before).sum())
         lines.append(BudgetLine(f"round {t}: select", eps**2 / 8,
                                 "exponential mechanism (Gumbel-max)"))
@@ -147,4 +156,4 @@ def run_rounds(
         logger.debug("aim: round %d measured %s (sigma %.3g)", t, name(clique), sigma)
         if not last and moved <= _BIAS * sigma * y.size:
             plan.anneal()
-    return Outcome(fit, measurements, lines, total())
+    return Outcome(fit, measurements, lines, total(), seconds)

@@ -46,6 +46,7 @@ class MarginalGenerator(DPGenerator):
     def _init_domain(self) -> None:
         """Check ``quantile_edges`` (before any data) and build the declared domain."""
         dp_edges.check_columns(self.columns, self.params.quantile_edges)
+        self.timings: dict[str, float] = {}  # fit seconds by phase (profiling, never logged)
         self.learned_edges: dict[str, tuple[float, ...]] = {}  # DP quantile edges (fit)
         self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
 
