@@ -361,10 +361,15 @@ def gate(spec: ReleaseSpec, run_id: str) -> dict[str, Any]:
     privacy_file = paths.root / PRIVACY_FILE
     privacy = json.loads(privacy_file.read_text()) if privacy_file.exists() else {}
     docs = paths.report / DATA_DOCS_DIR / "index.html"
+    try:
+        domain = json.loads((paths.root / DOMAIN_FILE).read_text())
+    except (OSError, ValueError):
+        domain = {}
     report = write_internal_report(
         paths.report, run_id=run_id, spec_name=spec.name, verdict=verdict,
         figures=figures, expectations=expectations, privacy=privacy, details=details,
         errors=errors, data_docs=f"{DATA_DOCS_DIR}/index.html" if docs.exists() else None,
+        domain=domain,
     )
     public = verdict.public_dict()
     public["report"] = str(report)

@@ -144,6 +144,10 @@ def test_numbers_outside_bounds_are_clipped_by_default_or_dropped(spec_factory, 
     release_id, run_id = run_all(path)
     domain = json.loads((spec.workspace.path / "runs" / run_id / pipeline.DOMAIN_FILE).read_text())
     assert domain["source"]["age"] == {"clipped": expect_clipped, "dropped": expect_dropped}
+    report = spec.workspace.path / "runs" / run_id / "report"
+    assert json.loads((report / "report.json").read_text())["domain"]["source"]["age"] == {
+        "clipped": expect_clipped, "dropped": expect_dropped}  # counted in the internal report
+    assert "Out-of-domain values" in (report / "report.html").read_text()
     manifest = ReleaseStore(spec.store.uri).manifest(*release_id.split("@"))
     assert "clipped" not in json.dumps(manifest)  # real-data counts stay internal
     assert statuses(spec) == ["committed"]

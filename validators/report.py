@@ -54,12 +54,15 @@ def write_internal_report(
     details: Mapping[str, Any] | None = None,
     errors: Mapping[str, str] | None = None,
     data_docs: str | None = None,
+    domain: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write ``report.json`` and ``report.html`` into ``directory``; return the HTML path.
 
     ``details``/``errors``: the evaluation's details (plots, TSTR, attacks) and the
     error types of checks that failed to run; ``data_docs``: a link, relative to
-    ``directory``, to the GX Data Docs.
+    ``directory``, to the GX Data Docs; ``domain``: per source and column, how many
+    values the out-of-domain rules clipped and how many rows they dropped (real-data
+    counts: they appear here and nowhere else).
     """
     directory = Path(directory)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -76,6 +79,7 @@ def write_internal_report(
         "details": _jsonable(details or {}, depth=-4),
         "errors": {str(k): str(v) for k, v in (errors or {}).items()},
         "data_docs": data_docs,
+        "domain": _jsonable(domain or {}),
     }
     text = json.dumps(payload, indent=2, sort_keys=False, allow_nan=False)
     _write_private(directory / JSON_NAME, text + "\n")
@@ -204,6 +208,8 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
             figures=raw_figures, details=payload["details"], errors=payload["errors"],
             data_docs=payload["data_docs"],
         ),
+        "<h2>Out-of-domain values (real rows, before training)</h2>",
+        _domain_html(payload.get("domain") or {}),
         "<h2>Expectations (synthetic data, schema suite)</h2>",
         _expectations_html(payload["expectations"]),
         "<h2>Privacy accounting</h2>",
@@ -211,6 +217,19 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
         "</body></html>",
     ]
     return "\n".join(parts) + "\n"
+
+
+def _domain_html(domain: Mapping[str, Any]) -> str:
+    rows = [
+        [f"<td>{_e(source)}</td>", f"<td>{_e(column)}</td>",
+         f'<td class="num">{_e(c.get("clipped", 0))}</td>',
+         f'<td class="num">{_e(c.get("dropped", 0))}</td>']
+        for source, columns in domain.items() if isinstance(columns, Mapping)
+        for column, c in columns.items() if isinstance(c, Mapping)
+    ]
+    if not rows:
+        return "<p>No out-of-domain counts were recorded.</p>"
+    return _table(["source", "column", "values clipped", "rows dropped"], rows)
 
 
 def _figure_text(value: Any) -> str:
