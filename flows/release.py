@@ -51,9 +51,6 @@ TASKS["publish"] = _step_task(
 )
 
 
-TASKS["merge_checks"] = _step_task("merge_checks")
-
-
 @task(name="check-part", **PRIVATE)
 def check_part_task(spec_path: str, run_id: str, part: str) -> Any:
     return run.direct(f"{run.CHECK_PART}{part}", spec_path, run_id)

@@ -92,10 +92,7 @@ class AIMGenerator(MarginalGenerator):
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
         """READS SENSITIVE ROWS (via ``encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
-        if not isinstance(table, SensitiveTable):
-            raise GeneratorError("aim.fit takes a SensitiveTable")
-        if not isinstance(noise, NoiseSource):
-            raise GeneratorError("aim.fit takes noise=NoiseSource (never a numpy generator)")
+        self._check_fit_args(table, noise)
         start = time.perf_counter()
         p = self.params
         rho = cdp_rho(epsilon=self.epsilon, delta=self.delta)

@@ -111,6 +111,13 @@ class DPGenerator(ABC):
             raise GeneratorError(f"generator {self.name!r} is not fitted")
         return self.report
 
+    def _check_fit_args(self, table: Any, noise: Any) -> None:
+        """``fit`` takes a SensitiveTable and a NoiseSource (never a bare frame or rng)."""
+        if not isinstance(table, SensitiveTable):
+            raise GeneratorError(f"{self.name}.fit takes a SensitiveTable")
+        if not isinstance(noise, NoiseSource):
+            raise GeneratorError(f"{self.name}.fit takes noise=NoiseSource (never a numpy generator)")
+
     @staticmethod
     def _check_rows(num_rows: int) -> int:
         if isinstance(num_rows, bool) or not isinstance(num_rows, (int, np.integer)):

@@ -152,10 +152,7 @@ class DPSGDGenerator(DPGenerator):
     # ------------------------------------------------------------------ fit
     def fit(self, table: SensitiveTable, *, noise: NoiseSource, checkpoint: Path | str | None = None,
             progress: Callable[[Progress], None] | None = None) -> DPSGDReport:
-        if not isinstance(table, SensitiveTable):
-            raise GeneratorError("dpsgd.fit takes a SensitiveTable")
-        if not isinstance(noise, NoiseSource):
-            raise GeneratorError("dpsgd.fit takes noise=NoiseSource (never a numpy generator)")
+        self._check_fit_args(table, noise)
         p, device = self.params, self._device()
         ckdir = Path(checkpoint) if checkpoint is not None else None
         stored = ckpt.load_checkpoint(ckdir) if ckdir is not None else None

@@ -69,6 +69,31 @@ def elimination_cliques(sizes: Sequence[int], cliques: Iterable[Clique]) -> list
     return unique
 
 
+class DisjointSets:
+    """Union-find over ``range(n)`` (path halving): Kruskal's bookkeeping."""
+
+    def __init__(self, n: int) -> None:
+        self._root = list(range(n))
+
+    def find(self, x: int) -> int:
+        root = self._root
+        while root[x] != x:
+            root[x] = root[root[x]]
+            x = root[x]
+        return x
+
+    def union(self, a: int, b: int) -> bool:
+        """Join the sets of ``a`` and ``b``; False if they were one set already."""
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        self._root[ra] = rb
+        return True
+
+    def count(self) -> int:
+        return len({self.find(x) for x in range(len(self._root))})
+
+
 def build(sizes: Sequence[int], cliques: Iterable[Clique]) -> JunctionTree:
     """A junction tree for a model with potentials on ``cliques`` (every attribute of
     ``range(len(sizes))`` is included, isolated ones as singleton cliques)."""
@@ -80,19 +105,10 @@ def build(sizes: Sequence[int], cliques: Iterable[Clique]) -> JunctionTree:
         ((len(set(maximal[i]) & set(maximal[j])), i, j) for i in range(n) for j in range(i + 1, n)),
         key=lambda t: (-t[0], t[1], t[2]),
     )
-    root_of = list(range(n))
-
-    def find(x: int) -> int:
-        while root_of[x] != x:
-            root_of[x] = root_of[root_of[x]]
-            x = root_of[x]
-        return x
-
+    sets = DisjointSets(n)
     adjacent: list[list[int]] = [[] for _ in range(n)]
     for _, i, j in pairs:
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            root_of[ri] = rj
+        if sets.union(i, j):
             adjacent[i].append(j)
             adjacent[j].append(i)
     root = max(range(n), key=lambda k: (math.prod(sizes[a] for a in maximal[k]), -k))

@@ -34,6 +34,7 @@ from pydantic import Field
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
+from synthrelease.generators.jtree import DisjointSets
 from synthrelease.generators.marginal_base import MarginalGenerator, MarginalParams
 from synthrelease.generators.marginal_data import encode_rows
 from synthrelease.generators.mst_estimate import estimate_tree_model
@@ -96,14 +97,13 @@ def _select(
         xhat = np.outer(indep[a], indep[b]).ravel() / total
         score[a, b] = float(np.abs(_counts(codes, (a, b), sizes) - xhat).sum())
     eps = _em_epsilon(rho, d)  # each round: eps-DP exponential mechanism = eps^2/8-zCDP
-    component = list(range(d))
+    sets = DisjointSets(d)
     edges: list[tuple[int, int]] = []
     for _ in range(d - 1):
-        cand = [e for e in pairs if component[e[0]] != component[e[1]]]
+        cand = [e for e in pairs if sets.find(e[0]) != sets.find(e[1])]
         q = np.array([score[e] for e in cand])
         a, b = cand[int(np.argmax(eps / 2.0 * q + noise.gumbel(len(cand))))]  # sensitivity 1
-        old, new = component[b], component[a]
-        component = [new if c == old else c for c in component]
+        sets.union(a, b)
         edges.append((a, b))
     return edges
 
@@ -112,17 +112,10 @@ def _select(
 def _require_spanning_tree(d: int, pairs: list[tuple[int, int]], sizes: list[int],
                            names: list[str] | None) -> None:
     """The allowed pairs must connect every column (public: sizes are DP outputs)."""
-    root = list(range(d))
-
-    def find(i: int) -> int:
-        while root[i] != i:
-            root[i] = root[root[i]]
-            i = root[i]
-        return i
-
+    sets = DisjointSets(d)
     for a, b in pairs:
-        root[find(a)] = find(b)
-    if len({find(i) for i in range(d)}) > 1:
+        sets.union(a, b)
+    if sets.count() > 1:
         big = max(range(d), key=lambda i: sizes[i])
         label = names[big] if names else str(big)
         raise GeneratorError(
@@ -204,10 +197,7 @@ class MSTGenerator(MarginalGenerator):
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
         """READS SENSITIVE ROWS (once, via ``marginal_data.encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
-        if not isinstance(table, SensitiveTable):
-            raise GeneratorError("mst.fit takes a SensitiveTable")
-        if not isinstance(noise, NoiseSource):
-            raise GeneratorError("mst.fit takes noise=NoiseSource (never a numpy generator)")
+        self._check_fit_args(table, noise)
         start = time.perf_counter()
         p = self.params
         rho = cdp_rho(epsilon=self.epsilon, delta=self.delta)

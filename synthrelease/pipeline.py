@@ -221,7 +221,9 @@ def check(spec: ReleaseSpec, run_id: str) -> str:
     :func:`check_part` and :func:`merge_checks` do the same in parts (parallel flows).
     """
     paths = run_paths(spec, run_id)
-    payload = {**_evaluate(spec, paths, only=None), "expectations": _expectations(spec, paths)}
+    synthetic, columns = _check_inputs(spec, paths)
+    payload = {**_evaluate(spec, paths, synthetic, columns, only=None),
+               "expectations": _expectations(spec, paths, synthetic, columns)}
     _write_json(paths.root / FIGURES_FILE, payload)
     return str(paths.root / FIGURES_FILE)
 
@@ -239,10 +241,11 @@ def check_part(spec: ReleaseSpec, run_id: str, part: str) -> str:
     if part not in check_parts(spec):
         raise StepFailedError(f"unknown check part {part!r}; parts: {', '.join(check_parts(spec))}")
     paths = run_paths(spec, run_id)
+    synthetic, columns = _check_inputs(spec, paths)
     if part == "expectations":
-        payload: dict[str, Any] = {"expectations": _expectations(spec, paths)}
+        payload: dict[str, Any] = {"expectations": _expectations(spec, paths, synthetic, columns)}
     else:
-        payload = _evaluate(spec, paths, only=[part])
+        payload = _evaluate(spec, paths, synthetic, columns, only=[part])
     out = paths.root / CHECKS_DIR / f"{part}.json"
     _write_json(out, payload)
     return str(out)
@@ -270,34 +273,38 @@ def merge_checks(spec: ReleaseSpec, run_id: str) -> str:
     return str(paths.root / FIGURES_FILE)
 
 
-def _expectations(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
-    """The GX suite on the synthetic table (Data Docs in the private report folder)."""
+def _check_inputs(spec: ReleaseSpec, paths: RunPaths) -> tuple[Any, dict[str, Any]]:
+    """The synthetic table and the public domain the checks use (read once per step)."""
     import pandas as pd
 
+    return pd.read_parquet(paths.synthetic), _validation_columns(spec, paths)
+
+
+def _expectations(spec: ReleaseSpec, paths: RunPaths, synthetic: Any,
+                  columns: dict[str, Any]) -> dict[str, Any]:
+    """The GX suite on the synthetic table (Data Docs in the private report folder)."""
     from synthrelease.validators.expectations import run_expectations
 
     return run_expectations(
-        pd.read_parquet(paths.synthetic), _validation_columns(spec, paths),
-        expected_rows=spec.synthetic_rows, data_docs=paths.report / DATA_DOCS_DIR,
+        synthetic, columns, expected_rows=spec.synthetic_rows,
+        data_docs=paths.report / DATA_DOCS_DIR,
     ).to_dict()
 
 
-def _evaluate(spec: ReleaseSpec, paths: RunPaths, *, only: list[str] | None) -> dict[str, Any]:
+def _evaluate(spec: ReleaseSpec, paths: RunPaths, synthetic: Any, columns: dict[str, Any], *,
+              only: list[str] | None) -> dict[str, Any]:
     """The real-data checks (all, or ``only`` these), failing closed on any error."""
-    import pandas as pd
-
     from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
     from synthrelease.generators.noise import make_noise
     from synthrelease.validators.evaluation import Settings
     from synthrelease.validators.real import evaluate_against_real
 
     ws = Workspace(spec.workspace.path)
-    columns = _validation_columns(spec, paths)
     try:
         return evaluate_against_real(
             train=ws.load_table(paths.train, label=f"{spec.name}:train"),
             holdout=ws.load_table(paths.holdout, label=f"{spec.name}:holdout"),
-            synthetic=pd.read_parquet(paths.synthetic),
+            synthetic=synthetic,
             discretiser=Discretiser(
                 columns, default_bins=int(spec.generator.params.get("bins", DEFAULT_BINS))
             ),

@@ -31,10 +31,10 @@ STEPS: dict[str, Callable[[ReleaseSpec, str], Any]] = {
     "check": pipeline.check,
     "gate": pipeline.gate,
     "publish": pipeline.publish,
+    "merge_checks": pipeline.merge_checks,  # after the parts of "check" (parallel flows)
 }
 Call = Callable[[str, str, str], Any]
 CHECK_PART = "check:"  # step "check:<part>": one part of the check step (pipeline.check_parts)
-STEPS["merge_checks"] = pipeline.merge_checks
 
 
 def _step(step: str) -> Callable[[ReleaseSpec, str], Any]:
