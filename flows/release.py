@@ -1,10 +1,13 @@
 """Prefect flow ``release``: reserve -> train -> sample -> check -> gate -> publish.
 
 Thin orchestration: :func:`synthrelease.run.run_release` holds the order and the ledger
-rules; here each step runs as a Prefect task. Tasks receive the spec *path* and the run
-id (references) and return public values only; caching and result persistence are off,
-so nothing a task sees can land in Prefect's storage. Store I/O is retried with backoff;
-privacy steps are never retried (a retry would spend budget again).
+rules; here each step runs as a Prefect task. Tasks receive the run's private folder (a
+reference to the pinned run) and return nothing but the public summary of ``finish``;
+caching and result persistence are off, so nothing a task sees can land in Prefect's
+storage. A step that may read rows never fails as a task (its failure is recorded in the
+run's folder), so the task states, logs and artifacts of a failed run are the same
+whatever the rows hold; only ``finish`` fails, with the one public message. No step is
+retried (a retry would read the rows again).
 
 Deployed by ``prefect.yaml`` (entrypoint ``flows/release.py:release``); run locally by
 ``synthrelease run SPEC``.
@@ -18,60 +21,37 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from synthrelease import run
-from synthrelease.errors import GateFailedError, IntegrityError, StoreError, SynthReleaseError
+from synthrelease import pipeline, run
+from synthrelease.errors import SynthReleaseError
+from synthrelease.pipeline import PinnedRun
 
 PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
 
-def _store_trouble(task, task_run, state) -> bool:
-    """Retry publishing only on store I/O trouble, never on a gate refusal."""
-    try:
-        state.result()
-    except (GateFailedError, IntegrityError):
-        return False
-    except StoreError:
-        return True
-    except Exception:
-        return False
-    return False
-
-
-def _step_task(step: str, **options: Any):
-    def body(spec_path: str, run_id: str) -> Any:
-        return run.direct(step, spec_path, run_id)
+def _step_task(step: str):
+    def body(run_dir: str, *args: str) -> Any:
+        return run.direct(step, run_dir, *args)
 
     body.__name__ = body.__qualname__ = f"{step}_task"
-    return task(name=step, **PRIVATE, **options)(body)
+    return task(name=step.replace("_", "-"), **PRIVATE)(body)
 
 
-TASKS = {step: _step_task(step) for step in run.STEPS if step != "publish"}
-TASKS["publish"] = _step_task(
-    "publish", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_store_trouble
-)
+TASKS = {step: _step_task(step) for step in (*run.PUBLIC_STEPS, *run.STEPS)}
 
 
-@task(name="check-part", **PRIVATE)
-def check_part_task(spec_path: str, run_id: str, part: str) -> Any:
-    return run.direct(f"{run.CHECK_PART}{part}", spec_path, run_id)
+def _as_task(step: str, run_dir: str, *args: str) -> Any:
+    return TASKS[step](run_dir, *args)
 
 
-def _as_task(step: str, spec_path: str, run_id: str) -> Any:
-    return TASKS[step](spec_path, run_id)
-
-
-def _parallel_checks(step: str, spec_path: str, run_id: str) -> Any:
+def _parallel_checks(step: str, run_dir: str) -> Any:
     """The check step as parallel tasks on the flow's task runner (one per part: the GX
     suite and each real-data check; each loads the rows itself, by reference), then a
     merge. A part that fails leaves its figures out, and the gate fails closed."""
-    from synthrelease import pipeline
-    from synthrelease.spec import load_spec
-
-    parts = pipeline.check_parts(load_spec(spec_path))
-    futures = [check_part_task.submit(spec_path, run_id, part) for part in parts]
+    parts = pipeline.check_parts(PinnedRun.load(run_dir).spec)
+    futures = [TASKS["check_part"].submit(run_dir, part) for part in parts]
     for future in futures:
         future.wait()
-    return TASKS["merge_checks"](spec_path, run_id)
+    return TASKS["merge_checks"](run_dir)
 
 
 def release_run(spec_path: str, *, parallel_checks: bool) -> dict[str, Any]:

@@ -8,6 +8,7 @@ message can quote data); their type is. Heavy libraries are imported per command
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -80,8 +81,20 @@ def cmd_spec_draft(args: argparse.Namespace) -> int:
     from synthrelease.private.draft import draft_spec
 
     out = Path(args.output)
-    draft_spec(Path(args.data), name=args.name, output=out, target=args.target, k=args.k)
-    _out(f"wrote {out}: review the bounds and category sets (they become public)")
+    raw = draft_spec(
+        Path(args.data), name=args.name, output=out, target=args.target, k=args.k,
+        rows=args.rows, delta=args.delta, dp=args.dp, dp_delta=args.dp_delta,
+        workspace=Path(args.workspace), budget_epsilon=args.budget_epsilon,
+        budget_delta=args.budget_delta, seed=args.seed,
+    )
+    if args.dp is None:
+        _out(f"wrote {out}: its bounds and category sets were read from the rows WITHOUT DP "
+             "(provenance: drafted; releases say so); review them: they become public")
+    else:
+        est = raw["provenance"]["domain_estimate"]
+        _out(f"wrote {out}: bounds and category sets estimated under ({est['epsilon']:g}, "
+             f"{est['delta']:g})-DP, charged to table {args.name!r} as {est['run_id']}; "
+             "review them: they become public")
     return 0
 
 
@@ -106,18 +119,28 @@ def _ledger(args: argparse.Namespace):
 
 
 def cmd_budget_show(args: argparse.Namespace) -> int:
-    ledger = _ledger(args)
-    try:
+    with _ledger(args) as ledger:
         rows = ledger.summary()
         if args.entries:
-            entries = ledger.entries()
+            entries, changes = ledger.entries(), ledger.budget_changes()
+            if not args.private:
+                entries = [dataclasses.replace(e, private_reason=None) for e in entries]
             if args.json:
-                _out(json.dumps([e.__dict__ for e in entries], indent=2, default=str))
+                _out(json.dumps({"entries": [e.__dict__ for e in entries],
+                                 "budget_changes": [c.__dict__ for c in changes]},
+                                indent=2, default=str))
                 return 0
             _out(f"{'table':<20}{'run':<28}{'epsilon':>9}{'delta':>10}  {'status':<10} reason")
             for e in entries:
+                private = f" [{e.private_reason}]" if args.private and e.private_reason else ""
                 _out(f"{e.dataset:<20}{e.run_id:<28}{e.epsilon:>9.4g}{e.delta:>10.3g}  "
-                     f"{e.status:<10} {e.reason or ''}")
+                     f"{e.status:<10} {e.reason or ''}{private}")
+            if changes:
+                _out("")
+                _out(f"{'table':<20}{'budget set at':<28}{'epsilon':>9}{'delta':>10}  reason")
+                for c in changes:
+                    _out(f"{c.dataset:<20}{c.created_at:%Y-%m-%dT%H:%M:%S}{'':<9}"
+                         f"{c.epsilon:>9.4g}{c.delta:>10.3g}  {c.reason} (by {c.by})")
             return 0
         if args.json:
             _out(json.dumps([r.__dict__ for r in rows], indent=2))
@@ -131,8 +154,23 @@ def cmd_budget_show(args: argparse.Namespace) -> int:
             _out(f"{r.dataset:<24}{r.epsilon:>10.4g}{r.delta:>11.3g}{r.budget_epsilon:>12.4g}"
                  f"{r.budget_delta:>14.3g}{r.committed:>9}{r.spent:>7}{r.reserved:>6}{r.voided:>6}")
         return 0
-    finally:
-        ledger.close()
+
+
+def cmd_budget_set(args: argparse.Namespace) -> int:
+    """The custodian's explicit, recorded change of a table's lifetime budget."""
+    from pydantic import ValidationError
+
+    with _ledger(args) as ledger:
+        try:
+            ledger.set_budget(args.name, epsilon=args.epsilon, delta=args.delta,
+                              reason=args.reason)
+        except ValidationError:
+            raise SpecError("budget set: --epsilon must be > 0 and --delta in [0, 1)") from None
+        spent_eps, spent_delta = ledger.spent(args.name)
+    _out(f"lifetime budget of {args.name!r} set to epsilon {args.epsilon:g}, delta "
+         f"{args.delta:g} (recorded; spent so far: epsilon {spent_eps:.4g}, delta "
+         f"{spent_delta:.3g}). Specs of this table must now state this budget.")
+    return 0
 
 
 def cmd_releases_list(args: argparse.Namespace) -> int:
@@ -269,8 +307,29 @@ def build_parser() -> argparse.ArgumentParser:
     draft.add_argument("--name", required=True)
     draft.add_argument("--target")
     draft.add_argument("--k", type=int, default=10,
-                       help="categories seen in fewer rows go to 'other' (default 10)")
+                       help="categories seen in fewer rows go to 'other' (default 10; "
+                       "not with --dp)")
     draft.add_argument("-o", "--output", required=True)
+    draft.add_argument("--rows", type=int, default=None,
+                       help="synthetic_rows of the spec (default 10000; never the row count)")
+    draft.add_argument("--delta", type=float, default=None,
+                       help="privacy.delta of the release (default 1e-6)")
+    draft.add_argument("--dp", type=float, default=None, metavar="EPSILON",
+                       help="estimate bounds and category sets under DP with this epsilon, "
+                       "charged to the table's budget ledger before any row is read "
+                       "(default: read them from the rows, NOT DP)")
+    draft.add_argument("--dp-delta", type=float, default=1e-8,
+                       help="delta of the DP draft (default 1e-8)")
+    draft.add_argument("--workspace", default=".synthrelease/workspace",
+                       help="private workspace whose ledger --dp charges; written into the "
+                       "spec (default .synthrelease/workspace)")
+    draft.add_argument("--budget-epsilon", type=float, default=10.0,
+                       help="the table's lifetime budget epsilon (privacy.budget; default 10)")
+    draft.add_argument("--budget-delta", type=float, default=1e-5,
+                       help="the table's lifetime budget delta (privacy.budget; default 1e-5)")
+    draft.add_argument("--seed", type=int, default=None,
+                       help="seed the DP draft's noise (tests only: NOT private; needs "
+                       "SYNTHRELEASE_TEST_NOISE=1)")
     draft.set_defaults(func=cmd_spec_draft)
     chk = spec.add_parser("check", help="validate a spec")
     chk.add_argument("spec")
@@ -286,7 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--entries", action="store_true",
                       help="one line per reservation: status (committed, spent, reserved, "
                       "voided) and reason")
+    show.add_argument("--private", action="store_true",
+                      help="with --entries: also the private reason of each settled run "
+                      "(custodian only: it may say where a run failed)")
     show.set_defaults(func=cmd_budget_show)
+    bset = budget.add_parser("set", help="change a table's lifetime budget (recorded)")
+    bset.add_argument("name", help="dataset name")
+    bset.add_argument("--epsilon", type=float, required=True)
+    bset.add_argument("--delta", type=float, required=True)
+    bset.add_argument("--reason", required=True, help="why (kept in the ledger)")
+    bset.add_argument("--spec", help="use the ledger of this spec's workspace")
+    bset.add_argument("--workspace", default=".synthrelease/workspace")
+    bset.set_defaults(func=cmd_budget_set)
 
     rel = sub.add_parser("releases", help="published releases").add_subparsers(
         dest="releases_command", required=True

@@ -90,3 +90,15 @@ class FirewallError(PrivacyError):
 
 class ModelError(SynthReleaseError):
     """A downstream model cannot be trained, exported or loaded."""
+
+
+class ChargedRunError(GateFailedError):
+    """A run failed after it read the table (the gate refused, or anything else). Its
+    public message is the same whatever the rows hold but for the gate's documented
+    per-check bits; where and why it failed stays in the run's private folder, and the
+    reservation is kept as spent. Exit code 4, like any refusal."""
+
+
+class BudgetPinnedError(LedgerError):
+    """The spec states a lifetime budget other than the one pinned in the ledger (change
+    it only with ``synthrelease budget set``)."""

@@ -2,8 +2,14 @@
 
 ``run_release`` is the order of the steps and the ledger rules around them. The Prefect
 flow passes a ``call`` that runs each step as a task; ``release_many`` and the tests use
-the default, which calls the step directly. Steps receive the spec *path* and the run
-id, so a step's inputs are references, never data.
+the default, which calls the step directly. A step receives the run's private folder (a
+reference), never data, and reads the spec frozen there at ``pin`` time.
+
+What a step that may read rows shows in public does not depend on the rows: inside
+:func:`direct` such a step logs, prints and warns only into the run's private folder,
+returns nothing, and never raises; a failure is recorded privately and the run goes on
+as a no-op to ``finish``, the one step that speaks in public (see
+:func:`synthrelease.pipeline.finish`).
 """
 
 from __future__ import annotations
@@ -13,58 +19,72 @@ import fcntl
 import logging
 import os
 import socket
-import traceback
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from synthrelease import pipeline
-from synthrelease.errors import ConcurrentRunError, StepFailedError, SynthReleaseError
-from synthrelease.private.workspace import Workspace, private_dir
+from synthrelease.errors import ChargedRunError, ConcurrentRunError
+from synthrelease.log import private_channel
+from synthrelease.pipeline import PinnedRun
+from synthrelease.private.workspace import FILE_MODE, Workspace, private_dir
 from synthrelease.spec import ReleaseSpec, load_spec
 
 log = logging.getLogger(__name__)
 
-STEPS: dict[str, Callable[[ReleaseSpec, str], Any]] = {
-    "reserve": pipeline.reserve,
+# The steps that may read sensitive rows (or figures computed on them): private output.
+STEPS: dict[str, Callable[..., Any]] = {
     "train": pipeline.train,
     "sample": pipeline.sample,
     "check": pipeline.check,
+    "check_part": pipeline.check_part,  # one part of "check" (parallel flows), + part name
+    "merge_checks": pipeline.merge_checks,  # after the parts of "check" (parallel flows)
     "gate": pipeline.gate,
     "publish": pipeline.publish,
-    "merge_checks": pipeline.merge_checks,  # after the parts of "check" (parallel flows)
 }
-Call = Callable[[str, str, str], Any]
-CHECK_PART = "check:"  # step "check:<part>": one part of the check step (pipeline.check_parts)
+# The steps that read no row and speak in public: reserve the budget, settle the run.
+PUBLIC_STEPS: dict[str, Callable[[PinnedRun], Any]] = {
+    "reserve": pipeline.reserve,
+    "finish": pipeline.finish,
+}
+Call = Callable[..., Any]  # call(step, run_dir, *args)
+OUTPUT_FILE = "output.log"  # what a private step printed or warned
 
 
-def _step(step: str) -> Callable[[ReleaseSpec, str], Any]:
-    if step.startswith(CHECK_PART):
-        part = step[len(CHECK_PART):]
-        return lambda spec, run_id: pipeline.check_part(spec, run_id, part)
-    return STEPS[step]
+def direct(step: str, run_dir: str, *args: str) -> Any:
+    """Run one step of the pinned run in ``run_dir`` in this process.
 
-
-def direct(step: str, spec_path: str, run_id: str) -> Any:
-    """Run one step in this process.
-
-    Typed errors pass as they are (their messages never quote data). Anything else is
-    replaced by a :class:`StepFailedError` naming only its type; the traceback goes to
-    ``error.txt`` in the run's private folder.
+    ``reserve`` and ``finish`` run as they are (their errors are public and read no
+    row). Every other step runs inside the run's private channel: logs, prints and
+    warnings go to the run's folder; any exception is recorded there and marks the run
+    failed; the step returns None. A step of a failed run does nothing.
     """
-    spec = load_spec(spec_path)
-    try:
-        return _step(step)(spec, run_id)
-    except SynthReleaseError:
-        raise
-    except Exception as exc:
-        path = pipeline.run_paths(spec, run_id).root / "error.txt"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        with os.fdopen(fd, "a") as fh:
-            fh.write(f"step {step}:\n{traceback.format_exc()}\n")
-        raise StepFailedError(
-            f"step {step!r} failed with {type(exc).__name__}; details withheld (they may "
-            f"quote data), see {path}"
-        ) from None
+    run = PinnedRun.load(run_dir)
+    if step in PUBLIC_STEPS:
+        return PUBLIC_STEPS[step](run)
+    if run.failed:
+        return None
+    with private_channel(run.root), _private_output(run.root):
+        try:
+            STEPS[step](run, *args)
+        except Exception as exc:  # noqa: BLE001 - recorded privately; finish speaks
+            pipeline.record_failure(run, step, exc)
+    return None
+
+
+@contextlib.contextmanager
+def _private_output(folder: Path) -> Iterator[None]:
+    """Prints (progress bars included) and warnings of a private step go to its folder."""
+    fd = os.open(folder / OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+    with os.fdopen(fd, "a", encoding="utf-8") as out, \
+            contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
+            warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        try:
+            yield
+        finally:
+            for w in caught:
+                out.write(f"warning: {w.category.__name__}: {w.message}\n")
 
 
 @contextlib.contextmanager
@@ -92,21 +112,19 @@ def settle_abandoned(spec: ReleaseSpec) -> int:
     Called while holding the table lock, so no live run of this table exists here.
     A run that died may have touched the data: its budget is never refunded.
     """
-    ledger = pipeline.open_ledger(spec)
     host = socket.gethostname()
     settled = 0
-    try:
+    with pipeline.open_ledger(spec) as ledger:
         for entry in ledger.entries(spec.name):
             if entry.status != "reserved" or not entry.owner:
                 continue
             owner_host, _, pid = entry.owner.rpartition(":")
             if owner_host != host or _alive(int(pid)):
                 continue
-            ledger.mark_spent(entry.id, reason="run died before settling; budget kept as spent")
+            ledger.mark_spent(entry.id, reason=pipeline.CHARGED,
+                              private_reason="run died before settling; budget kept as spent")
             Workspace.remove_splits(pipeline.run_paths(spec, entry.run_id))
             settled += 1
-    finally:
-        ledger.close()
     if settled:
         log.warning("settled reservations of dead runs as spent",
                     extra={"dataset": spec.name, "count": settled})
@@ -134,42 +152,39 @@ def _zombie(pid: int) -> bool:
 
 def run_release(spec_path: str | Path, *, call: Call = direct,
                 check: Call | None = None) -> dict[str, Any]:
-    """Release one table: preflight, reserve, train, sample, check, gate, publish.
+    """Release one table: preflight, pin, reserve, train, sample, check, gate, publish,
+    finish.
 
-    ``check`` replaces the check step (e.g. a flow running its parts in parallel and then
-    ``merge_checks``); it takes the same arguments as ``call``. Returns the public
-    summary. On failure the reservation is settled (spent once the data was touched,
-    voided before) and the run's copies of sensitive rows are removed.
+    The spec is read once, here; ``pin`` freezes it into the run folder and every step
+    reads that copy. ``check`` replaces the check step (e.g. a flow running its parts in
+    parallel and then ``merge_checks``); it takes the same arguments as ``call``.
+    Returns the public summary, or raises the one public error of a charged run. The
+    run's copies of sensitive rows are removed whatever happens.
     """
-    spec_path = str(spec_path)
     spec = load_spec(spec_path)
     pipeline.preflight(spec)
-    run_id = pipeline.new_run_id()
     with table_lock(spec):
         settle_abandoned(spec)
-        reservation = call("reserve", spec_path, run_id)
+        run = pipeline.pin(spec, pipeline.new_run_id())
+        run_dir = str(run.root)
+        call("reserve", run_dir)
         try:
-            privacy = call("train", spec_path, run_id)
-            call("sample", spec_path, run_id)
-            (check or call)("check", spec_path, run_id)
-            verdict = call("gate", spec_path, run_id)
-            release_id = call("publish", spec_path, run_id)
-            pipeline.complete(spec, reservation)
+            call("train", run_dir)
+            call("sample", run_dir)
+            (check or call)("check", run_dir)
+            call("gate", run_dir)
+            call("publish", run_dir)
+            return call("finish", run_dir)
+        except ChargedRunError:
+            raise
         except BaseException as exc:
-            pipeline.fail(spec, run_id, reservation, exc)
+            run = PinnedRun.load(run_dir)
+            status = pipeline.fail(run, exc)
+            if status == "spent" and not isinstance(exc, KeyboardInterrupt):
+                raise pipeline.charged_error(run, None) from None
             raise
         finally:
-            pipeline.cleanup(spec, run_id)
-    return {
-        "dataset": spec.name,
-        "release_id": release_id,
-        "run_id": run_id,
-        "epsilon": privacy["epsilon"],
-        "delta": privacy["delta"],
-        "passed": bool(verdict["passed"]),
-        "checks": verdict.get("checks", []),
-        "report": verdict.get("report"),
-    }
+            pipeline.cleanup(run)
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -10,6 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+
+# The tests use seeded noise for reproducibility; a release run refuses a seeded spec
+# unless this says the environment is a test (child processes inherit it).
+os.environ["SYNTHRELEASE_TEST_NOISE"] = "1"
 
 ROOT = Path(__file__).resolve().parents[1]
 ADULT_SPEC = ROOT / "configs" / "adult.yaml"

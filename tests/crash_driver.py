@@ -19,13 +19,13 @@ def arm(stage: str) -> None:
     from synthrelease import run
 
     if stage == "after-reserve":
-        reserve = run.STEPS["reserve"]
+        reserve = run.PUBLIC_STEPS["reserve"]
 
-        def reserve_then_die(spec, run_id):
-            reserve(spec, run_id)
+        def reserve_then_die(pinned):
+            reserve(pinned)
             die()
 
-        run.STEPS["reserve"] = reserve_then_die
+        run.PUBLIC_STEPS["reserve"] = reserve_then_die
     elif stage == "mid-training":
         from synthrelease.generators.mst import MSTGenerator
 

@@ -51,7 +51,8 @@ def test_sigkill_at_each_stage(stage, spec_factory, capsys):
     assert summary["passed"] and summary["release_id"].startswith("small@")
     entries = _entries(spec)
     assert [e.status for e in entries] == ["spent", "committed"]
-    assert "run died" in entries[0].reason
+    assert "failed after reading the table" in entries[0].reason  # the public reason
+    assert "run died" in entries[0].private_reason
     assert not list((spec.workspace.path / "runs").glob("*/split/*"))
 
     from synthrelease.cli import main
@@ -62,4 +63,6 @@ def test_sigkill_at_each_stage(stage, spec_factory, capsys):
     assert row.split()[-3:] == ["1", "0", "0"]  # one spent, none open, none voided
     assert main(["budget", "show", "--spec", str(path), "--entries"]) == 0
     out = capsys.readouterr().out
-    assert "spent" in out and "run died" in out and "committed" in out
+    assert "spent" in out and "run died" not in out and "committed" in out
+    assert main(["budget", "show", "--spec", str(path), "--entries", "--private"]) == 0
+    assert "run died" in capsys.readouterr().out

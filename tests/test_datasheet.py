@@ -27,15 +27,14 @@ from synthrelease.validators.summary import verdict_markdown
 def _release(spec_path: Path):
     """The release steps in order, called directly (no Prefect)."""
     spec = load_spec(spec_path)
-    run_id = pipeline.new_run_id()
-    reservation = pipeline.reserve(spec, run_id)
-    pipeline.train(spec, run_id)
-    pipeline.sample(spec, run_id)
-    pipeline.check(spec, run_id)
-    pipeline.gate(spec, run_id)
-    release_id = pipeline.publish(spec, run_id)
-    pipeline.complete(spec, reservation)
-    run_dir = spec.workspace.path / "runs" / run_id
+    pinned = pipeline.pin(spec, pipeline.new_run_id())
+    pipeline.reserve(pinned)
+    pinned = pipeline.PinnedRun.load(pinned.root)
+    for step in (pipeline.train, pipeline.sample, pipeline.check, pipeline.gate,
+                 pipeline.publish):
+        step(pinned)
+    release_id = pipeline.finish(pinned)["release_id"]
+    run_dir = pinned.root
     figures = json.loads((run_dir / pipeline.FIGURES_FILE).read_text())["figures"]
     name, version = release_id.split("@")
     return spec, run_dir, figures, Path(spec.store.uri) / name / version

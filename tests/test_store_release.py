@@ -34,16 +34,25 @@ MODELS = [{"name": "smoker", "kind": "classifier", "target": "smoker",
 
 @dataclasses.dataclass
 class Run:
-    spec: ReleaseSpec
-    run_id: str
-    reservation: str
+    pinned: pipeline.PinnedRun
 
-    def with_store(self, uri: str, **publish: bool) -> ReleaseSpec:
+    @property
+    def spec(self) -> ReleaseSpec:
+        return self.pinned.spec
+
+    @property
+    def paths(self):
+        return self.pinned.paths
+
+    def with_store(self, uri: str, **publish: bool) -> pipeline.PinnedRun:
+        """The pinned run with another store (what a test publishes to)."""
         store = self.spec.store.model_copy(update={"uri": uri})
         update = {"store": store}
         if publish:
             update["publish"] = self.spec.publish.model_copy(update=publish)
-        return self.spec.model_copy(update=update)
+        spec = self.spec.model_copy(update=update)
+        spec._digest = self.spec.digest()
+        return dataclasses.replace(self.pinned, spec=spec)
 
 
 @pytest.fixture(scope="module")
@@ -65,12 +74,13 @@ def run(tmp_path_factory):
     (tmp / "spec.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     spec = load_spec(tmp / "spec.yaml")
     pipeline.preflight(spec)
-    run_id = pipeline.new_run_id()
-    reservation = pipeline.reserve(spec, run_id)
+    pinned = pipeline.pin(spec, pipeline.new_run_id())
+    pipeline.reserve(pinned)
+    pinned = pipeline.PinnedRun.load(pinned.root)
     for step in (pipeline.train, pipeline.sample, pipeline.check, pipeline.gate):
-        step(spec, run_id)
-    yield Run(spec, run_id, reservation)
-    pipeline.cleanup(spec, run_id)
+        step(pinned)
+    yield Run(pinned)
+    pipeline.cleanup(pinned)
 
 
 def _store_files(store: ReleaseStore) -> list[str]:
@@ -78,7 +88,7 @@ def _store_files(store: ReleaseStore) -> list[str]:
 
 
 def test_local_release_with_models_is_consumable(run, tmp_path, capsys):
-    release_id = pipeline.publish(run.spec, run.run_id)
+    release_id = pipeline.publish(run.pinned)
     name, version = release_id.split("@")
     store = ReleaseStore(run.spec.store.uri)
     m = store.manifest(name, version)
@@ -100,7 +110,7 @@ def test_local_release_with_models_is_consumable(run, tmp_path, capsys):
     assert (clf.predict(df) == df["smoker"].map({True: "true", False: "false"})).mean() > 0.6
     assert synthrelease.load_model(name, model="age", store=store.uri).predict(df).shape == (2000,)
     # the holdout figures exist, privately; no release file carries them
-    internal = Path(pipeline.run_paths(run.spec, run.run_id).root / "models.json").read_text()
+    internal = Path(run.paths.root / "models.json").read_text()
     assert '"accuracy"' in internal and '"r2"' in internal
     blob = b"".join(store.fs.cat_file(p) for p in _store_files(store))
     assert b'"accuracy"' not in blob and b"majority_class" not in blob
@@ -120,7 +130,8 @@ def test_local_release_with_models_is_consumable(run, tmp_path, capsys):
 
 def test_s3_release_with_generator_opt_in(run, s3: S3Server, tmp_path):
     spec = run.with_store(s3.uri("pipeline"), generator=True)
-    release_id = pipeline.publish(spec, run.run_id)
+    release_id = pipeline.publish(spec)
+    spec = spec.spec
     store = ReleaseStore(spec.store.uri)
     name, version = release_id.split("@")
     m = store.manifest(name)
@@ -136,7 +147,7 @@ def test_s3_release_with_generator_opt_in(run, s3: S3Server, tmp_path):
 
 
 def test_firewall_stops_a_copied_real_row(run):
-    paths = pipeline.run_paths(run.spec, run.run_id)
+    paths = run.paths
     spec = run.with_store(str(paths.root.parent.parent.parent / "copy-store"))
     original = paths.synthetic.read_bytes()
     real = pd.read_parquet(paths.train)  # the sensitive split, read by the test only
@@ -146,16 +157,16 @@ def test_firewall_stops_a_copied_real_row(run):
         leaky = pd.concat([pd.read_parquet(paths.synthetic), row], ignore_index=True)
         leaky.to_parquet(paths.synthetic, index=False)
         with pytest.raises(FirewallError, match="identical to sensitive rows"):
-            pipeline.publish(spec, run.run_id)
+            pipeline.publish(spec)
     finally:
         paths.synthetic.write_bytes(original)
-    assert ReleaseStore(spec.store.uri).releases() == []
+    assert ReleaseStore(spec.spec.store.uri).releases() == []
 
 
 def test_firewall_stops_a_model_trained_on_real_rows(run, monkeypatch):
     import synthrelease.models.release as release_models
 
-    paths = pipeline.run_paths(run.spec, run.run_id)
+    paths = run.paths
     spec = run.with_store(str(paths.root.parent.parent.parent / "model-store"))
     honest = release_models.train_on_table
 
@@ -166,25 +177,25 @@ def test_firewall_stops_a_model_trained_on_real_rows(run, monkeypatch):
 
     monkeypatch.setattr(release_models, "train_on_table", on_real_rows)
     with pytest.raises(FirewallError, match="not reproducible from the synthetic table"):
-        pipeline.publish(spec, run.run_id)
-    assert ReleaseStore(spec.store.uri).releases() == []
+        pipeline.publish(spec)
+    assert ReleaseStore(spec.spec.store.uri).releases() == []
 
 
 def test_unreachable_or_unwritable_store_fails_the_run_as_spent(run, s3: S3Server, monkeypatch):
-    paths = pipeline.run_paths(run.spec, run.run_id)
+    paths = run.paths
     blocker = paths.root.parent.parent.parent / "blocker"
     blocker.write_text("a file where the store's folder should be")
     with pytest.raises(StoreError, match="cannot (read|publish to) release store"):
-        pipeline.publish(run.with_store(str(blocker / "store")), run.run_id)
+        pipeline.publish(run.with_store(str(blocker / "store")))
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
     clear_s3fs_cache()
     try:
         with pytest.raises(StoreError, match="EndpointConnectionError") as err:
-            pipeline.publish(run.with_store("s3://releases/down"), run.run_id)
+            pipeline.publish(run.with_store("s3://releases/down"))
     finally:
         monkeypatch.undo()
         clear_s3fs_cache()
-    assert pipeline.fail(run.spec, run.run_id, run.reservation, err.value) == "spent"
+    assert pipeline.fail(run.pinned, err.value) == "spent"
     ledger = BudgetLedger.sqlite(run.spec.workspace.path / "ledger.sqlite")
     try:
         assert [e.status for e in ledger.entries("small")] == ["spent"]

@@ -6,6 +6,7 @@ Trusted reader. Directories are created 0700 and files 0600. Prefect tasks pass 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -110,15 +111,40 @@ class Workspace:
         shutil.rmtree(paths.root / "split", ignore_errors=True)
 
 
+def bernoulli_holdout(frame: pd.DataFrame, *, fraction: float, key: bytes) -> np.ndarray:
+    """One independent coin per row, True (holdout) with probability ``fraction``.
+
+    A row's coin is a keyed pseudo-random function (BLAKE2b, 128-bit secret ``key`` drawn
+    per run from the noise source) of the row's content and its occurrence number among
+    identical rows, so it does not depend on any other row: adding a row to the table
+    never moves another row between the parts, and the training part of neighbouring
+    tables differs by at most one added or removed row (add/remove neighbours, the
+    relation every generator's accounting assumes). The part sizes are random.
+    """
+    if len(key) < 16:
+        raise ValueError("the split key must have at least 128 bits")
+    if frame.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    content = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    occurrence = pd.Series(content).groupby(content).cumcount().to_numpy(dtype=np.uint64)
+    payload = np.stack([content, occurrence], axis=1).tobytes()
+    digests = b"".join(
+        hashlib.blake2b(payload[i:i + 16], key=key, digest_size=8).digest()
+        for i in range(0, len(payload), 16)
+    )
+    uniform = (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)).astype(np.float64) / 2.0**53
+    return uniform < float(fraction)
+
+
 def split_table(
-    table: SensitiveTable, *, fraction: float, rng: np.random.Generator
+    table: SensitiveTable, *, fraction: float, key: bytes
 ) -> tuple[SensitiveTable, SensitiveTable]:
-    """Random train/holdout split. Holdout rows are used only by the internal checks."""
+    """Bernoulli train/holdout split (:func:`bernoulli_holdout`). Holdout rows are used
+    only by the internal checks."""
     frame = table.reveal()
-    order = rng.permutation(frame.shape[0])
-    cut = int(round(frame.shape[0] * fraction))
-    holdout = frame.iloc[np.sort(order[:cut])].reset_index(drop=True)
-    train = frame.iloc[np.sort(order[cut:])].reset_index(drop=True)
+    holdout_mask = bernoulli_holdout(frame, fraction=fraction, key=key)
+    holdout = frame[holdout_mask].reset_index(drop=True)
+    train = frame[~holdout_mask].reset_index(drop=True)
     return (
         SensitiveTable(train, label=f"{table.label}:train"),
         SensitiveTable(holdout, label=f"{table.label}:holdout"),
