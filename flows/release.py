@@ -29,18 +29,24 @@ PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
 
 
 def _step_task(step: str):
-    def body(run_dir: str, *args: str) -> Any:
-        return run.direct(step, run_dir, *args)
+    def body(run_dir: str) -> Any:
+        return run.direct(step, run_dir)
 
     body.__name__ = body.__qualname__ = f"{step}_task"
-    return task(name=step.replace("_", "-"), **PRIVATE)(body)
+    return task(name=step, **PRIVATE)(body)
 
 
-TASKS = {step: _step_task(step) for step in (*run.PUBLIC_STEPS, *run.STEPS)}
+TASKS = {step: _step_task(step) for step in (*run.PUBLIC_STEPS, *run.STEPS)
+         if step != "check_part"}
 
 
-def _as_task(step: str, run_dir: str, *args: str) -> Any:
-    return TASKS[step](run_dir, *args)
+@task(name="check-part", **PRIVATE)
+def check_part_task(run_dir: str, part: str) -> Any:
+    return run.direct("check_part", run_dir, part)
+
+
+def _as_task(step: str, run_dir: str) -> Any:
+    return TASKS[step](run_dir)
 
 
 def _parallel_checks(step: str, run_dir: str) -> Any:
@@ -48,7 +54,7 @@ def _parallel_checks(step: str, run_dir: str) -> Any:
     suite and each real-data check; each loads the rows itself, by reference), then a
     merge. A part that fails leaves its figures out, and the gate fails closed."""
     parts = pipeline.check_parts(PinnedRun.load(run_dir).spec)
-    futures = [TASKS["check_part"].submit(run_dir, part) for part in parts]
+    futures = [check_part_task.submit(run_dir, part) for part in parts]
     for future in futures:
         future.wait()
     return TASKS["merge_checks"](run_dir)

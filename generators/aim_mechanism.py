@@ -28,6 +28,7 @@ import numpy as np
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine
 from synthrelease.generators.aim_workload import affordable
+from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.estimation import Fit, Measurement, estimate
 from synthrelease.generators.jtree import Clique
 from synthrelease.generators.marginal_data import ExactMarginals
@@ -124,8 +125,9 @@ def run_rounds(
     sizes = data.sizes
     measurements = list(first)
 
-    def total() -> float:
-        return max(1.0, math.fsum(s / v for s, v in totals) / math.fsum(1 / v for _, v in totals))
+    def total() -> float:  # DP row-count estimate, rounded to an integer (public grid)
+        weights = math.fsum(1 / v for _, v in totals)
+        return public_count(math.fsum(s / v for s, v in totals) / weights)
 
     seconds = {"select_s": 0.0, "estimate_s": 0.0}
     clock = time.perf_counter()

@@ -2,13 +2,17 @@
 category sets. Trusted reader (``table.reveal()``): each function here is a Gaussian
 mechanism whose zCDP cost the caller plans and reports as a budget line.
 
-- :func:`dp_row_count`: the number of rows plus N(0, sigma^2), sensitivity 1.
+- :func:`dp_row_count`: the number of rows plus N(0, sigma^2), sensitivity 1, rounded
+  to an integer (:func:`public_count`) before it leaves: no low-order floating-point bits
+  of the noisy value are ever stored or published (Mironov, CCS 2012).
 - :func:`dp_bounds`: a histogram over a *fixed, public* grid (sign, then quarter-octaves
   from 2^-8 to 2^50, plus zero and overflow cells), each row in one cell (L2 sensitivity
   1), Gaussian noise on every cell; the bounds are the outer edges of the outermost cells
   whose noisy count clears a threshold set so that noise alone crosses it with
   probability < 1e-3. Values outside them are later clipped to them. The grid does not
-  depend on the data, so this is a plain Gaussian mechanism.
+  depend on the data, so this is a plain Gaussian mechanism, and the bounds are always
+  grid points (:func:`on_bounds_grid`; integer columns: their floor/ceil), never a noisy
+  float.
 - :func:`dp_categories`: counts of the values present in the column plus Gaussian
   noise, keeping only values whose noisy count exceeds ``1 + sigma * z(delta)``. The set of
   present values depends on the data, so on top of its zCDP cost this spends ``delta``:
@@ -58,10 +62,18 @@ def _column(table: SensitiveTable, name: str) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- row count
+def public_count(value: float) -> float:
+    """A DP count on the public grid: the nearest integer, at least 1 (post-processing)."""
+    value = float(value)
+    if not math.isfinite(value):
+        raise GeneratorError("dp_domain: a DP count must be a finite number")
+    return max(1.0, float(round(value)))
+
+
 def dp_row_count(table: SensitiveTable, *, rho: float, noise: NoiseSource) -> float:
-    """Gaussian mechanism on the row count (sensitivity 1). At least 1."""
+    """Gaussian mechanism on the row count (sensitivity 1), rounded to an integer >= 1."""
     exact = table.reveal().shape[0]
-    return max(1.0, float(exact + noise.normal(_sigma(rho), 1)[0]))
+    return public_count(exact + noise.normal(_sigma(rho), 1)[0])
 
 
 # --------------------------------------------------------------------------- bounds
@@ -71,6 +83,14 @@ def grid_edges() -> np.ndarray:
                      GRID_MAX_EXP * GRID_STEPS_PER_OCTAVE + 1) / GRID_STEPS_PER_OCTAVE
     pos = np.exp2(exps)
     return np.concatenate([[-np.inf], -pos[::-1], [0.0], pos, [np.inf]])
+
+
+def on_bounds_grid(value: float, *, integer: bool = False) -> bool:
+    """True if ``value`` is a point of the public bounds grid (or, for an integer column,
+    the floor/ceil of one): what :func:`dp_bounds` may return."""
+    edges = grid_edges()[1:-1]
+    points = np.concatenate([edges, np.floor(edges), np.ceil(edges)]) if integer else edges
+    return bool(np.isin(float(value), points))
 
 
 def _numeric_values(values: pd.Series, name: str) -> np.ndarray:

@@ -6,7 +6,9 @@ counted on a fine uniform grid inside its declared bounds (``GRID`` cells), the
 histogram gets Gaussian noise (one histogram per column, each of L2 sensitivity 1 under
 adding or removing a row, so c columns cost ``c / (2 sigma^2)`` in zCDP: one budget
 line), and the edges are read off the noisy CDF at ``k / bins`` (post-processing).
-Equal edges collapse, so a column with a large point mass gets fewer bins.
+Equal edges collapse, so a column with a large point mass gets fewer bins. Every edge
+is a boundary of the fine grid (:func:`grid_boundaries`, a function of the declared
+bounds only): the public grid the release stores, never a noisy float.
 
 Reads no rows itself: :func:`grid_columns` says how to encode the fine grid and the
 generator's trusted encoder (``marginal_data.encode_rows``) produces the codes whose

@@ -2,8 +2,11 @@
 
 Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``dpsgd_accounting.plan_budget``):
 
-1. DP row count (Gaussian, ``count_share`` of the budget): the Poisson sample rate is
-   ``q = batch_size / count``; the exact count is never used.
+1. DP row count (Gaussian, ``count_share`` of the budget, rounded to an integer before
+   anything uses it): the Poisson sample rate is ``q = batch_size / count`` rounded DOWN
+   to a multiple of 2^-40 (``dpsgd_train.public_sample_rate``), and that same q is both
+   what the sampler compares float64 uniforms with and what the accountant composes; the
+   exact count is never used.
 2. Undeclared domains (opt-in, ``privacy.domain_share``): DP bounds / DP category
    discovery in ``dp_domain``, one budget line each; values outside are clipped / bucketed.
 3. Encode the rows on the (now fully public) domain: numbers binned from their bounds.
@@ -14,8 +17,12 @@ Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``dpsgd_accounting.plan_bud
    CPU or a GPU where the encoded table stays on the device.
 
 **Sensitive rows**: :func:`_encode_rows` (here) and the measurements in ``dp_domain``
-read them. Noise, Poisson sampling and training noise come only from the NoiseSource
-(torch generators seeded with its bits; opacus ``secure_mode`` when it is secure).
+read them. Noise source: the DP count and domains draw from the NoiseSource; Poisson
+sampling and the DP-SGD Gaussian noise draw from torch generators that, with a secure
+NoiseSource, are re-keyed from ``os.urandom`` before every step (>= 128 fresh bits per
+stream per step, ``dpsgd_train.StepRandomness``) and, with a seeded one, are seeded once
+from it. The training loss (``log_loss``), throughput and the step of a NaN abort are not
+DP: they go only to the ``synthrelease.private.dpsgd`` logger.
 Checkpoints (``fit(..., checkpoint=dir)``) hold the plan and the model: resuming in the
 same run continues the same steps and the same accountant state and measures nothing
 again, so the run's single ledger reservation covers it (see ``dpsgd_checkpoint``).
@@ -43,11 +50,14 @@ from synthrelease.generators.dpsgd_accounting import (
     DPSGDReport, Mechanism, calibrate_noise, epsilon_of, plan_budget,
 )
 from synthrelease.generators.dpsgd_model import MADE
-from synthrelease.generators.dpsgd_train import LoopConfig, Progress, train_loop
+from synthrelease.generators.dpsgd_train import (
+    LoopConfig, Progress, StepRandomness, public_sample_rate, train_loop,
+)
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 
 logger = logging.getLogger(__name__)
+private_logger = logging.getLogger("synthrelease.private.dpsgd")  # private workspace only
 Width = Annotated[int, Field(ge=1, le=8192)]
 
 
@@ -64,14 +74,9 @@ class DPSGDParams(GeneratorParams):
     max_noise_multiplier: float = Field(default=20.0, gt=0, le=1000)
     count_share: float = Field(default=0.01, gt=0, lt=0.5, description="budget share of the DP row count")
     checkpoint_every: int = Field(default=0, ge=0, description="steps; 0: once per epoch")
-    log_loss: bool = Field(default=False, description="log the (non-DP) training loss")
+    log_loss: bool = Field(default=False, description="log the (non-DP) training loss to "
+                           "the private log (synthrelease.private.dpsgd)")
     ema: float = Field(default=0.0, ge=0, lt=1, description="return an average of the iterates")
-
-
-def _torch_seed(noise: NoiseSource) -> int:
-    """64 bits from the noise source (OS CSPRNG when secure) for a torch generator."""
-    u = noise.uniform(2)
-    return ((int(u[0] * 2**53) << 11) ^ int(u[1] * 2**53)) & (2**64 - 1)
 
 
 def _encode_rows(table: SensitiveTable, disc: Discretiser, clip: Mapping[str, Any]) -> np.ndarray:
@@ -136,7 +141,7 @@ class DPSGDGenerator(DPGenerator):
                 noise=noise)
             mechs += [Mechanism(step, "Gaussian partition selection" if d else "Gaussian histogram",
                                 (2 * rho) ** -0.5, 1.0, 1, delta=d) for step, rho, d in spent]
-        q = min(1.0, p.batch_size / rows)
+        q = public_sample_rate(p.batch_size / rows)  # the q sampled AND accounted
         per_epoch = max(1, round(1.0 / q))
         steps = p.epochs * per_epoch
         delta_acc = self.delta - sum(m.delta for m in mechs)
@@ -167,6 +172,9 @@ class DPSGDGenerator(DPGenerator):
         columns = {n: _COLUMN.validate_python(c) for n, c in plan["columns"].items()}
         mechs = [Mechanism(**m) for m in plan["mechanisms"]]
         q, steps, sigma = plan["sample_rate"], plan["steps"], plan["noise_multiplier"]
+        if q != public_sample_rate(q) or plan["rows"] != dp_domain.public_count(plan["rows"]):
+            raise GeneratorError(f"{ckdir}: the checkpoint predates the public rounding of "
+                                 "the DP row count and sample rate; start afresh")
         expected = q * plan["rows"]
         logger.info("dpsgd: %d steps at sample rate %.4g (expected batch %.0f), noise multiplier "
                     "%.4g, clip %g, accountant %s, device %s", steps, q, expected, sigma,
@@ -189,10 +197,14 @@ class DPSGDGenerator(DPGenerator):
                               accountant=p.accountant)
 
         def report_progress(info: Progress) -> None:
-            loss = f", loss {info.loss:.4f} (not DP)" if info.loss is not None else ""
-            logger.info("dpsgd: epoch %.0f/%d, step %d/%d, epsilon %.4g of %.4g, %.0f rows/s%s",
+            logger.info("dpsgd: epoch %.0f/%d, step %d/%d, epsilon %.4g of %.4g",
                         info.epoch, p.epochs, info.step, info.steps, info.epsilon or 0.0,
-                        self.epsilon, info.rows_per_s, loss)
+                        self.epsilon)
+            # not DP (the loss is a statistic of the rows, the speed depends on real batch
+            # sizes): the private workspace log only
+            loss = f", loss {info.loss:.4f} (not DP)" if info.loss is not None else ""
+            private_logger.info("dpsgd: step %d/%d, %.0f rows/s%s", info.step, info.steps,
+                                info.rows_per_s, loss)
             if progress is not None:
                 progress(info)
 
@@ -213,9 +225,8 @@ class DPSGDGenerator(DPGenerator):
         averaged = [torch.from_numpy(arrays[f"avg.{i}"]) for i in range(len(list(model.parameters())))
                     ] if stored is not None else None
         train_loop(model, codes, cfg, start_step=start, optimizer_state=opt_state,
-                   sample_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
-                   noise_generator=torch.Generator(device).manual_seed(_torch_seed(noise)),
-                   epsilon_at=epsilon_at, on_checkpoint=save if ckdir else None, averaged=averaged,
+                   randomness=StepRandomness.from_noise(noise, device), epsilon_at=epsilon_at,
+                   on_checkpoint=save if ckdir else None, averaged=averaged,
                    on_progress=report_progress)
         del codes
         training = {"sample_rate": q, "noise_multiplier": sigma, "steps": steps,
@@ -225,8 +236,6 @@ class DPSGDGenerator(DPGenerator):
         report = DPSGDReport.build(mechs + [Mechanism("DP-SGD training", "Poisson-subsampled Gaussian",
                                                       sigma, q, steps)],
                                    delta=self.delta, accountant=p.accountant, training=training)
-        if report.epsilon > self.epsilon * (1 + 1e-9):
-            raise GeneratorError("dpsgd spent more than its epsilon (accounting bug)")
         self.columns, self.discretiser, self.model = columns, disc, model.cpu()
         self.report = report
         if ckdir is not None and (ckdir / ckpt.ARRAYS).exists():
@@ -305,14 +314,15 @@ def fit_nonprivate(gen: DPSGDGenerator, frame: pd.DataFrame, *, seed: int,
     disc = gen.discretiser
     codes = torch.from_numpy(disc.encode(frame[disc.names]).to_numpy(np.int64)).to(device)
     rows = codes.shape[0]
-    q = min(1.0, p.batch_size / rows)
+    q = public_sample_rate(p.batch_size / rows)
     per_epoch = max(1, round(1.0 / q))
     model = MADE(list(disc.sizes.values()), hidden=p.hidden,
                  generator=torch.Generator().manual_seed(seed)).to(device)
     cfg = LoopConfig(steps=p.epochs * per_epoch, sample_rate=q, expected_batch=q * rows,
                      noise_multiplier=None, max_grad_norm=p.max_grad_norm, lr=p.lr,
                      amp=gen._amp(device), steps_per_epoch=per_epoch, ema=p.ema)
-    train_loop(model, codes, cfg, sample_generator=torch.Generator(device).manual_seed(seed + 1),
-               noise_generator=None, on_progress=progress)
+    k = 2 * StepRandomness.per_stream(device)
+    train_loop(model, codes, cfg, on_progress=progress,
+               randomness=StepRandomness(device, seeds=range(seed + 1, seed + 1 + k)))
     gen.model, gen.private, gen.report = model.cpu(), False, None
     return gen

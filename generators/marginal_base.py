@@ -19,6 +19,7 @@ from synthrelease.generators import dp_edges
 from synthrelease.generators.accounting import BudgetLine
 from synthrelease.generators.base import DPGenerator, GeneratorParams
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.marginal_data import encode_rows
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
@@ -92,10 +93,11 @@ class MarginalGenerator(DPGenerator):
 
     @property
     def estimated_rows(self) -> float:
-        """The DP estimate of the training row count (a DP output, safe to use)."""
+        """The DP estimate of the training row count (a DP output, safe to use), an
+        integer >= 1: the fit rounds it before the model uses or stores it."""
         self._require_fitted()
         assert self.model is not None
-        return self.model.total
+        return public_count(self.model.total)
 
     def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
         """``num_rows`` decoded rows from the fitted model (post-processing; reads no data)."""

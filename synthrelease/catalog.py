@@ -25,6 +25,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0 1.5rem}
 th,td{border-bottom:1px solid #ddd;padding:.35rem .5rem;text-align:left;vertical-align:top}
 th{background:#f4f4f4}.tag{font-size:.8em;padding:0 .4em;border-radius:.3em}
 .latest{background:#d8f5d8}.withdrawn{background:#f8d7d7}.muted{color:#777}
+.warn{background:#f8d7d7;font-weight:bold}
 """
 
 
@@ -35,6 +36,24 @@ def _e(value: Any) -> str:
 def _link(dataset: str, version: str, rel: str, label: str | None = None) -> str:
     href = "/".join(quote(p) for p in (dataset, version, *rel.split("/")))
     return f'<a href="{_e(href)}">{_e(label or rel)}</a>'
+
+
+def _warnings(m: dict[str, Any]) -> list[str]:
+    """Plain warnings for a release: seeded (test) noise; metadata read without DP."""
+    from synthrelease.manifest import SEEDED_NOISE
+
+    out = []
+    if m.get("noise") == SEEDED_NOISE:
+        out.append(f"noise: {SEEDED_NOISE}")
+    prov = m.get("provenance") or {}
+    drafted = [c for c, v in (prov.get("columns") or {}).items() if v.get("domain") == "drafted"]
+    if drafted:
+        out.append("NOT DP: domains of " + ", ".join(drafted)
+                   + " read from the rows by spec draft without DP")
+    values = [k for k in ("synthetic_rows", "delta") if prov.get(k) == "drafted"]
+    if values:
+        out.append("NOT DP: " + ", ".join(values) + " derived from the rows without DP")
+    return out
 
 
 def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
@@ -62,6 +81,7 @@ def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
     if m.get("publication", {}).get("generator"):
         models.append("DP generator: " + ", ".join(
             _link(dataset, version, r) for r in m["publication"].get("generator_files", [])))
+    tags += [f'<span class="tag warn">{_e(w)}</span>' for w in _warnings(m)]
     checks = m.get("gate", {}).get("checks", [])
     gate = "passed" if m.get("gate", {}).get("passed") else "not passed"
     eps, delta = f"{float(p['epsilon']):g}", f"{float(p['delta']):g}"

@@ -29,7 +29,6 @@ from typing import Any
 
 from synthrelease.errors import (
     ChargedRunError,
-    GateFailedError,
     LedgerError,
     PrivacyError,
     SpecError,
@@ -57,8 +56,6 @@ FAILED = "failed"  # marker: a step failed after the first read (reason in FAILU
 FAILURE_FILE = "failure.txt"
 PUBLISHED_FILE = "published.json"
 TEST_NOISE_ENV = "SYNTHRELEASE_TEST_NOISE"
-NEIGHBOURING = ("add/remove one row of the source table (the holdout split is an "
-                "independent Bernoulli coin per row)")
 
 
 @dataclass(frozen=True)
@@ -527,7 +524,7 @@ def publish(run: PinnedRun) -> str | None:
     from synthrelease.firewall import Artifact, Provenance
     from synthrelease.models.release import model_entries, train_release_models
 
-    spec, paths, run_id = run.spec, run.paths, run.run_id
+    spec, paths = run.spec, run.paths
     verdict = json.loads((paths.root / VERDICT_FILE).read_text())
     if not verdict.get("passed"):
         return None

@@ -175,27 +175,16 @@ CASES: dict[str, tuple[Callable[[dict, Path], None], int, str]] = {
                                "file not found"),
     "ledger url env not set": (_set("workspace.ledger_url_env", "NO_LEDGER_7F3A"), 2, "NO_LEDGER_7F3A"),
     "unusable store uri": (_set("store.uri", "nosuchproto7f3a://bucket/x"), 2, "release store"),
-    # table contents (read after the reservation: voided, never charged)
-    "header only (empty table)": (_raw_file(HEADER), 2, "too few rows"),
-    "one-row table": (_raw_file(HEADER + "30,0.5,red,a,true\n"), 2, "too few rows"),
-    "all-null non-nullable column": (_data(lambda df: df.assign(age=None)), 2, "'age': has nulls"),
-    "null in a non-nullable category": (_data(lambda df: _at(df, "colour", None)), 2, "'colour': has nulls"),
-    "mixed types in a numeric column": (_data(lambda df: _at(df, "age", MARKER)), 2, "'age': has values that are not numbers"),
-    "mixed types, refuse rule": (_data(lambda df: _at(df, "age", MARKER), age={"out_of_domain": "refuse"}), 2, "'age'"),
-    "inf with refuse rule": (_data(lambda df: _at(df, "score", math.inf), score={"out_of_domain": "refuse"}), 2,
-                             "'score': has values outside"),
-    "-inf with refuse rule": (_data(lambda df: _at(df, "score", -math.inf), score={"out_of_domain": "refuse"}), 2,
-                              "'score'"),
-    "NaN in a non-nullable number": (_data(lambda df: _at(df, "age", math.nan)), 2, "'age': has nulls"),
-    "out of bounds with refuse rule": (_data(lambda df: _at(df, "age", int(NUMBER)), age={"out_of_domain": "refuse"}),
-                                       2, "'age': has values outside"),
-    "unknown category": (_data(lambda df: _at(df, "colour", MARKER)), 2, "'colour': has values outside the declared category set"),
-    "10k-category column": (_data(lambda df: df.assign(colour=[f"{MARKER}-{i}" for i in range(len(df))])), 2,
-                            "'colour'"),
-    "not a boolean": (_data(lambda df: _at(df, "smoker", MARKER)), 2, "'smoker': has values that are not booleans"),
+    # values outside the domain are handled row by row (clip / other / drop), never by
+    # stopping the run: see ROW_BY_ROW below
+    # the 'refuse' rule is gone: a spec that still says it is refused before any row is read
+    **{f"refuse rule on {col}": (_data(lambda df: _at(df, "age", int(NUMBER)), **{col: {"out_of_domain": "refuse"}}),
+                                 2, f"schema.columns.{col}.{kind}.out_of_domain: 'refuse' is no longer")
+       for col, kind in (("age", "numerical"), ("score", "numerical"), ("colour", "categorical"),
+                         ("city", "categorical"), ("smoker", "boolean"))},
+    "refuse rule in capitals": (_set(f"{S}.age.out_of_domain", "REFUSE"), 2, "Use 'clip'"),
     "non-utf-8 body": (_raw_file((HEADER + "30,0.5,red,a,true\n" * 50 + "31,0.5,r\xe9d,a,true\n").encode("latin-1")),
                        2, "utf-8"),
-    "ragged row": (_raw_file(HEADER + "30,0.5,red,a,true\n" * 50 + "30,0.5,red,a,true,9,9\n"), 2, "cannot parse"),
 }
 
 
@@ -227,6 +216,99 @@ def _assert_clean_failure(tmp: Path, code: int, err: str, expected_code: int, fr
     assert MARKER not in err and NUMBER not in err
     assert not (tmp / "store").exists() or not any((tmp / "store").rglob("*.parquet"))
     assert all(e.status == "voided" for e in _entries(tmp))
+
+
+ROW_BY_ROW = {  # each was a run-level refusal once (one bit about the rows per run)
+    "null in a non-nullable category": (lambda df: _at(df, "colour", None, row=5), "colour", "dropped"),
+    "mixed types in a numeric column": (lambda df: _at(df, "age", MARKER, row=6), "age", "dropped"),
+    "NaN in a non-nullable number": (lambda df: _at(df, "age", math.nan, row=7), "age", "dropped"),
+    "inf in a number": (lambda df: _at(df, "score", math.inf, row=8), "score", "clipped"),
+    "-inf in a number": (lambda df: _at(df, "score", -math.inf, row=9), "score", "clipped"),
+    "out of bounds": (lambda df: _at(df, "age", int(NUMBER), row=10), "age", "clipped"),
+    "unknown category, no bucket": (lambda df: _at(df, "colour", MARKER, row=11), "colour", "dropped"),
+    "unknown category, other bucket": (lambda df: _at(df, "city", MARKER, row=12), "city", "other"),
+    "not a boolean": (lambda df: _at(df, "smoker", MARKER, row=13), "smoker", "dropped"),
+}
+
+
+@pytest.mark.parametrize("column, value", [("age", None), ("colour", "10k")])
+def test_a_column_wholly_outside_its_domain_drops_every_row_without_raising(tmp_path, column, value):
+    from synthrelease.private.sources import enforce_domain, load_table
+    from synthrelease.spec import parse_spec
+
+    raw = base_raw(tmp_path)
+    fill = (lambda df: df.assign(**{column: [f"{MARKER}-{i}" for i in range(len(df))]})) \
+        if value == "10k" else (lambda df: df.assign(**{column: value}))
+    raw["source"]["path"] = write_table(tmp_path, fill)
+    spec = parse_spec(raw)
+    enforced, counts = enforce_domain(load_table(spec.source, spec.columns, label="t"), spec.columns)
+    assert enforced.reveal().shape[0] == 0 and counts[column]["dropped"] == 300
+
+
+@pytest.mark.parametrize("case", sorted(ROW_BY_ROW))
+def test_out_of_domain_values_are_handled_row_by_row(case, tmp_path):
+    from synthrelease.private.sources import enforce_domain, load_table
+    from synthrelease.spec import CsvSource, parse_spec
+
+    mutate, column, what = ROW_BY_ROW[case]
+    raw = base_raw(tmp_path)
+    raw["source"]["path"] = write_table(tmp_path, mutate)
+    spec = parse_spec(raw)
+    clean = load_table(CsvSource(kind="csv", path=write_table(tmp_path, lambda df: df, "c.csv")),
+                       spec.columns, label="c")
+    _, baseline = enforce_domain(clean, spec.columns)  # city's 'd' goes to 'other' anyway
+    table = load_table(spec.source, spec.columns, label="t")
+    enforced, counts = enforce_domain(table, spec.columns)  # never raises on content
+    assert counts[column][what] == baseline[column].get(what, 0) + 1
+    assert {k: v for k, v in counts.items() if k != column} == {
+        k: v for k, v in baseline.items() if k != column}
+    frame = enforced.reveal()
+    assert frame.shape[0] == 300 - (what == "dropped")
+    assert MARKER not in frame.astype(str).to_numpy().ravel().tolist()
+
+
+def test_out_of_domain_values_never_stop_the_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SYNTHRELEASE_TEST_NOISE", "1")  # the spec uses seeded noise
+    raw = base_raw(tmp_path)
+    mutations = [m for m, _, _ in ROW_BY_ROW.values()]
+
+    def all_at_once(df):
+        for m in mutations:
+            df = m(df)
+        return df
+
+    raw["source"]["path"] = write_table(tmp_path, all_at_once)
+    raw["privacy"]["epsilon"] = 3.0
+    raw["gate"] = {"max_tvd_1way": 0.5, "max_tvd_2way": 0.6, "max_exact_copy_excess": 0.5,
+                   "max_inference_risk": 0.5, "max_near_copy_excess": 0.5, "max_mia_auc": 0.9}
+    code, err = _run_case(tmp_path, raw, capsys)
+    assert code == 0, err
+    assert MARKER not in err and NUMBER not in err
+    assert [e.status for e in _entries(tmp_path)] == ["committed"]
+
+
+# Table contents that stop a run once it has read the table: the run is charged (spent)
+# and its public message does not depend on the rows (pipeline.finish / ChargedRunError).
+TOUCHED = {
+    "header only (empty table)": _raw_file(HEADER),
+    "one-row table": _raw_file(HEADER + "30,0.5,red,a,true\n"),
+    "ragged row": _raw_file(HEADER + "30,0.5,red,a,true\n" * 50 + "30,0.5,red,a,true,9,9\n"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TOUCHED))
+def test_a_run_that_read_the_table_is_charged_and_says_nothing_of_it(case, tmp_path, capsys,
+                                                                      monkeypatch):
+    monkeypatch.setenv("SYNTHRELEASE_TEST_NOISE", "1")
+    raw = base_raw(tmp_path)
+    TOUCHED[case](raw, tmp_path)
+    code, err = _run_case(tmp_path, raw, capsys)
+    assert code == 4, err
+    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    assert len(lines) == 1 and "failed after reading the table" in lines[0], err
+    assert "Traceback" not in err and MARKER not in err
+    assert "too few rows" not in err and "cannot parse" not in err
+    assert [e.status for e in _entries(tmp_path)] == ["spent"]
 
 
 def test_corpus_is_large_enough():

@@ -32,7 +32,8 @@ def _table(**cols) -> SensitiveTable:
 def test_row_count_is_noisy_but_close():
     table = _table(x=np.arange(5000))
     got = [dp_row_count(table, rho=0.5, noise=NoiseSource.seeded(s)) for s in range(20)]
-    assert all(abs(g - 5000) < 6 for g in got) and len(set(got)) == 20  # sigma = 1
+    assert all(abs(g - 5000) < 6 for g in got) and len(set(got)) > 3  # sigma = 1
+    assert all(float(g).is_integer() for g in got)  # published on the integer grid
 
 
 def test_bounds_cover_the_bulk_and_suppress_a_lone_outlier():

@@ -169,6 +169,7 @@ def test_failing_gate_exits_4_and_publishes_nothing(tmp_path, spec_factory):
     proc = _run(["run", str(spec)], tmp_path)
     assert proc.returncode == 4, proc.stderr[-3000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
-    assert len(errors) == 1 and "gate failed" in errors[0] and "tvd_2way" in errors[0]
+    assert len(errors) == 1 and "failed after reading the table" in errors[0]
+    assert "charged" in errors[0] and "tvd_2way (threshold 1e-06)" in errors[0]
     assert "Traceback" not in proc.stderr
     assert ReleaseStore(str(tmp_path / "store")).releases() == []

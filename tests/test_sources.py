@@ -69,6 +69,37 @@ def test_domain_violations_name_the_column_not_the_value(tmp_path, spec_factory,
     assert "SECRET" not in message and "123456" not in message
 
 
+def test_enforce_domain_handles_every_violation_row_by_row_and_never_raises(tmp_path, spec_factory):
+    from synthrelease.private.sources import enforce_domain
+
+    spec = load_spec(spec_factory())
+    df = make_table(50).astype(object)
+    df["city"] = df["city"].where(df["city"] != "d", "a")  # no bucketed value but ours
+    df.loc[1, "age"] = "not-a-number-SECRET"   # cannot be clipped: row dropped
+    df.loc[2, "age"] = 123456                  # clipped to 100
+    df.loc[3, "score"] = float("inf")          # clipped to 5
+    df.loc[4, "colour"] = "Atlantis-Secret"    # no 'other' bucket: row dropped
+    df.loc[5, "city"] = "Atlantis-Secret"      # 'other' bucket: mapped to it
+    df.loc[6, "smoker"] = "maybe-SECRET"       # not a boolean: row dropped
+    df.loc[7, "colour"] = None                 # null in a non-nullable column: row dropped
+    path = tmp_path / "t.csv"
+    df.to_csv(path, index=False)
+    table = load_table(CsvSource(kind="csv", path=path), spec.columns, label="t")
+    enforced, counts = enforce_domain(table, spec.columns)
+    assert counts == {
+        "age": {"clipped": 1, "dropped": 1}, "score": {"clipped": 1, "dropped": 0},
+        "colour": {"clipped": 0, "dropped": 2}, "city": {"clipped": 0, "dropped": 0, "other": 1},
+        "smoker": {"clipped": 0, "dropped": 1},
+    }
+    frame = enforced.reveal()
+    assert frame.shape[0] == 46
+    assert "SECRET" not in " ".join(frame.astype(str).to_numpy().ravel())
+    assert frame["age"].max() == 100 and frame["score"].max() == 5.0
+    assert (frame["city"] == "other").sum() == 1
+    check_domain(enforced, Discretiser(spec.columns))  # every remaining row encodes
+    frame.to_parquet(tmp_path / "ok.parquet")  # types stay storable
+
+
 def test_unknown_category_goes_to_declared_other_bucket(tmp_path, spec_factory):
     spec = load_spec(spec_factory())
     df = make_table(200)

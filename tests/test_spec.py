@@ -114,3 +114,66 @@ def test_sdv_metadata_with_unsupported_sdtype(spec_factory, tmp_path):
     raw["schema"]["sdv_metadata"] = "meta.json"
     with pytest.raises(SpecError, match="'age' has sdtype 'id'"):
         parse_spec(raw, base=tmp_path)
+
+
+@pytest.mark.parametrize("column", ["age", "colour", "smoker"])
+def test_refuse_rule_is_a_spec_error_naming_the_key_and_the_alternatives(spec_factory, column):
+    raw = _raw(spec_factory)
+    raw["schema"]["columns"][column]["out_of_domain"] = "refuse"
+    with pytest.raises(SpecError) as info:
+        parse_spec(raw)
+    message = str(info.value)
+    assert f"schema.columns.{column}." in message and ".out_of_domain: 'refuse'" in message
+    assert "'clip'" in message and "'drop'" in message and "'other' bucket" in message
+
+
+def test_effective_out_of_domain_rules(spec_factory):
+    raw = _raw(spec_factory)
+    raw["schema"]["columns"]["score"]["out_of_domain"] = "drop"
+    spec = parse_spec(raw)
+    assert {n: c.policy for n, c in spec.columns.items()} == {
+        "age": "clip", "score": "drop", "colour": "drop", "city": "other", "smoker": "drop"}
+
+
+def test_provenance_defaults_and_values(spec_factory):
+    spec = load_spec(spec_factory())
+    assert {c.provenance for c in spec.columns.values()} == {"declared"}
+    assert spec.provenance.synthetic_rows == "declared" and spec.provenance.delta == "declared"
+    assert spec.provenance.domain_estimate is None
+    assert spec.not_dp == {"columns": [], "values": []}
+    raw = _raw(spec_factory)
+    raw["schema"]["columns"]["age"]["provenance"] = "drafted"
+    raw["schema"]["columns"]["colour"]["provenance"] = "dp"
+    raw["provenance"] = {"synthetic_rows": "drafted", "delta": "default",
+                         "domain_estimate": {"epsilon": 0.5, "delta": 1e-9, "run_id": "draft-1"}}
+    spec = parse_spec(raw)
+    assert spec.columns["age"].provenance == "drafted" and spec.columns["colour"].provenance == "dp"
+    assert spec.not_dp == {"columns": ["age"], "values": ["synthetic_rows"]}
+    assert spec.provenance.domain_estimate.epsilon == 0.5
+
+
+@pytest.mark.parametrize("mutate, expected", [
+    (lambda r: r["schema"]["columns"]["age"].update(provenance="guessed"), "provenance"),
+    (lambda r: r.update(provenance={"synthetic_rows": "rows"}), "provenance.synthetic_rows"),
+    (lambda r: r.update(provenance={"colour": "dp"}), "provenance.colour: unknown key"),
+    (lambda r: r.update(provenance={"domain_estimate": {"epsilon": 0, "delta": 0, "run_id": "x"}}),
+     "provenance.domain_estimate.epsilon"),
+])
+def test_bad_provenance_is_refused_naming_the_key(spec_factory, mutate, expected):
+    raw = _raw(spec_factory)
+    mutate(raw)
+    with pytest.raises(SpecError, match=expected.replace(".", r"\.")):
+        parse_spec(raw)
+
+
+def test_an_undeclared_domain_is_dp_by_default(spec_factory):
+    raw = _raw(spec_factory, generator={"name": "dpsgd", "params": {}})
+    raw["privacy"]["domain_share"] = 0.1
+    del raw["schema"]["columns"]["age"]["lower"]
+    del raw["schema"]["columns"]["colour"]["categories"]
+    spec = parse_spec(raw)
+    assert spec.columns["age"].provenance == "dp" and spec.columns["colour"].provenance == "dp"
+    assert spec.columns["colour"].policy == "other"
+    raw["schema"]["columns"]["age"]["provenance"] = "declared"
+    with pytest.raises(SpecError, match="needs a declared domain"):
+        parse_spec(raw)

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT, SMALL_COLUMNS, make_table
+from tests.conftest import SMALL_COLUMNS, make_table
 
 CLI = [sys.executable, "-m", "synthrelease.cli"]
 _MASKS = [
@@ -34,6 +34,9 @@ _MASKS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"), "<uuid>"),
     (re.compile(r"\b(vm|[\w.-]+):\d+\)"), "<owner>)"),
     (re.compile(r"\d+\.\d+s\b"), "<secs>"),
+    (re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:<port>"),  # the temporary server
+    (re.compile(r"(_task)-[0-9a-f]{8}\b"), r"\1-<key>"),  # Prefect's task keys
+    (re.compile(r"\b[0-9a-f]{32}\b"), "<hex>"),  # Prefect's storage keys
     (re.compile(r"'[a-z]+-[a-z]+' - "), "<runname> - "),  # Prefect's generated run names
 ]
 
@@ -110,7 +113,7 @@ def _prefect_db(home: Path, root: Path) -> dict[str, object]:
     return json.loads(_mask(json.dumps({
         "flows": flows, "flow_messages": flow_msgs, "tasks": sorted(tasks),
         "task_messages": sorted(map(tuple, task_msgs)), "logs": logs, "artifacts": artifacts,
-    }), root))
+    }).replace(str(home), "<prefect-home>"), root))
 
 
 def test_direct_engine_neighbouring_tables_look_the_same(tmp_path):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 logger = logging.getLogger(__name__)
+private_logger = logging.getLogger("synthrelease.private.evaluation")  # failed real-data checks
 
 Result = tuple[dict[str, float], dict[str, Any]]
 
@@ -107,7 +108,8 @@ class Collector:
             self.evaluation.errors[name] = type(exc).__name__
             for key in owns:
                 self.evaluation.figures[key] = float("nan")
-            logger.warning("check %s failed (%s); its figures are NaN", name, type(exc).__name__)
+            private_logger.warning("check %s failed (%s); its figures are NaN", name,
+                                   type(exc).__name__)
             return False
         finally:
             self.evaluation.seconds[name] = round(time.perf_counter() - started, 3)

@@ -20,6 +20,7 @@ from synthrelease.spec import Gate
 from synthrelease.validators.expectations import ExpectationResult
 
 logger = logging.getLogger(__name__)
+private_logger = logging.getLogger("synthrelease.private.gate")  # names of failed checks
 
 # (check name = figure key, Gate attribute holding its threshold, bound): a "max" check
 # passes at or below its threshold, a "min" check at or above it. Utility first.
@@ -139,7 +140,8 @@ def evaluate_gate(
         checks.append(_expectations_check(expectations))
     passed = bool(checks) and all(c.passed for c in checks)
     verdict = Verdict(passed=passed, checks=tuple(checks))
-    logger.info(
+    logger.info("gate: %s", "passed" if passed else "FAILED")
+    private_logger.info(
         "gate: %s (%d of %d checks failed: %s)",
         "passed" if passed else "FAILED",
         len(verdict.failed),

@@ -63,6 +63,7 @@ from synthrelease.validators.tstr import tstr_figures
 from synthrelease.validators.utility import marginal_tvd, sampled_workload
 
 logger = logging.getLogger(__name__)
+private_logger = logging.getLogger("synthrelease.private.real")  # failed real-data checks
 
 DEFAULT_MAX_ROWS = 50_000
 DEFAULT_MAX_REFERENCE_ROWS = 1_000_000
@@ -255,8 +256,8 @@ def evaluate_against_real(
         controls=first(encoded("hold"), a), rng=child["inference"]),
         _risk_figures("inference"))
     failed = sorted(out.evaluation.errors)
-    logger.info("real-data evaluation: %d checks failed%s", len(failed),
-                f" ({', '.join(failed)})" if failed else "")
+    private_logger.info("real-data evaluation: %d checks failed%s", len(failed),
+                        f" ({', '.join(failed)})" if failed else "")
     return out.evaluation
 
 

@@ -24,6 +24,7 @@ import pandas as pd
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn
 
 logger = logging.getLogger(__name__)
+private_logger = logging.getLogger("synthrelease.private.sdmetrics_reports")  # real-data results
 
 FIGURES = (
     "quality_score",
@@ -87,8 +88,8 @@ def sdmetrics_figures(
             )
             if broken:
                 details[f"{kind}_problems"] = broken
-                logger.warning("sdmetrics %s report: %d properties had failing metrics", kind,
-                               len(broken))
+                private_logger.warning("sdmetrics %s report: %d properties had failing "
+                                       "metrics", kind, len(broken))
     return figures, details
 
 

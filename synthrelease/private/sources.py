@@ -21,6 +21,7 @@ from synthrelease.spec import (
     BooleanColumn,
     CategoricalColumn,
     CsvSource,
+    NumericalColumn,
     ParquetSource,
     SqlSource,
 )
@@ -179,7 +180,9 @@ def load_table(source: object, columns: Mapping[str, object], *, label: str) -> 
 
 
 def check_domain(table: SensitiveTable, discretiser) -> None:
-    """Refuse rows outside the declared domain (raises naming the column, not the value)."""
+    """Guard after :func:`enforce_domain`: every row encodes (raises naming the column,
+    never a value). It cannot fail on an enforced table; on a raw one it would say
+    whether some value lies outside the domain, so callers run it only as that guard."""
     discretiser.encode(table.reveal())
 
 
@@ -219,13 +222,17 @@ _BOOL_TEXT = {"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n", "1.0",
 
 
 def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, pd.Series | None]:
-    """(null, bad, clipped values or None): which rows break the declared domain."""
+    """(null, bad, clipped values or None): which rows break the declared domain.
+
+    ``bad`` marks present values outside the domain (or unparsable); for numerical and
+    datetime columns ``clipped`` holds every parsable value moved into the bounds (NaN /
+    NaT where the value cannot be parsed, so it cannot be clipped)."""
     null = values.isna()
     present = ~null
     if not getattr(spec, "declared", True):  # the generator estimates it with DP, and
         return null, present & False, None   # clips / buckets to that estimate itself
     if isinstance(spec, CategoricalColumn):
-        bad = present & ~values.astype(str).isin(spec.categories) if spec.other is None else present & False
+        bad = present & ~values.astype(str).isin(spec.categories)
         return null, bad, None
     if isinstance(spec, BooleanColumn):
         text = values.astype(str).str.strip().str.lower()
@@ -238,61 +245,68 @@ def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, 
         unparsable = present & stamps.isna()
         lo, hi = pd.Timestamp(spec.lower), pd.Timestamp(spec.upper)
         outside = present & ~unparsable & ((stamps < lo) | (stamps > hi))
-        return null, unparsable | outside, stamps.clip(lo, hi).where(~unparsable, values)
+        return null, unparsable | outside, stamps.clip(lo, hi)
     numbers = pd.to_numeric(values, errors="coerce")
     unparsable = present & numbers.isna()
     outside = present & ~unparsable & ((numbers < spec.lower) | (numbers > spec.upper))
-    return null, unparsable | outside, numbers.clip(spec.lower, spec.upper).where(~unparsable, values)
+    return null, unparsable | outside, numbers.clip(spec.lower, spec.upper)
 
 
 def enforce_domain(
     table: SensitiveTable, columns: Mapping[str, object]
 ) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
-    """Apply each column's out-of-domain rule (refuse / clip / drop).
+    """Apply each column's out-of-domain rule, row by row: never a run-level decision.
 
-    Clipping and dropping act on each row alone, so neighbouring tables stay neighbours
-    and the DP guarantee is unchanged. The counts returned are real-data statistics:
-    they go to the internal report only. Errors name the column and the rule, never a
-    value or a count.
+    - ``clip`` (default for numerical/datetime): a value outside the bounds moves to the
+      nearest bound; a value that is not a number / date cannot be clipped: its row is
+      dropped;
+    - ``other`` (default for categorical columns with an ``other`` bucket): a value
+      outside the category set becomes the bucket's label;
+    - ``drop`` (default for booleans and categorical columns without a bucket): the row
+      holding the value is left out.
+
+    A null in a column declared ``nullable: false`` drops its row too. There is no
+    ``refuse``: aborting the run when some value lies outside the domain would make the
+    run's outcome a deterministic function of the rows (one bit per run, uncharged).
+    Each rule acts on its row alone, so neighbouring tables stay neighbouring and the DP
+    guarantee is unchanged. The counts returned (``clipped``, ``dropped``, and ``other``
+    for bucketed columns) are real-data statistics: private workspace / internal report
+    only. Nothing here raises on the rows' content.
     """
     frame = table.reveal().copy()
     keep = pd.Series(True, index=frame.index)
     counts: dict[str, dict[str, int]] = {}
     for name, spec in columns.items():
-        null, bad, clipped = _violations(frame[name], spec)
+        values = frame[name]
+        null, bad, clipped = _violations(values, spec)
         bad_null = null & (not getattr(spec, "nullable", False))
         policy = spec.policy
+        entry = {"clipped": 0, "dropped": 0}
         if policy == "clip" and clipped is not None:
-            unclippable = bad & (pd.to_numeric(frame[name], errors="coerce").isna()
-                                 if getattr(spec, "type", None) == "numerical"
-                                 else pd.to_datetime(frame[name], errors="coerce", format="mixed").isna())
-            if unclippable.any():
-                raise SchemaMismatchError(
-                    f"column {name!r}: has values that are not "
-                    f"{'numbers' if spec.type == 'numerical' else 'dates/times'} (cannot clip them; "
-                    "set out_of_domain: drop to drop such rows)"
-                )
-            if bad_null.any():
-                raise SchemaMismatchError(f"column {name!r}: has nulls but the schema declares nullable: false")
-            changed = int(bad.sum())
-            if changed:
-                frame[name] = clipped.where(bad, frame[name])
-            counts[name] = {"clipped": changed, "dropped": 0}
-        elif policy == "drop":
-            drop = bad | bad_null
-            keep &= ~drop
-            counts[name] = {"clipped": 0, "dropped": int(drop.sum())}
-        else:
-            if bad_null.any():
-                raise SchemaMismatchError(f"column {name!r}: has nulls but the schema declares nullable: false")
+            unclippable = bad & clipped.isna()
+            to_clip = bad & ~unclippable
+            drop = unclippable | bad_null
+            if getattr(spec, "type", None) == "numerical":
+                if to_clip.any():
+                    frame[name] = clipped.where(to_clip, frame[name])
+            elif to_clip.any():
+                fixed = clipped if values.dtype != object else clipped.map(
+                    lambda t: t.isoformat() if not pd.isna(t) else None)
+                frame[name] = fixed.where(to_clip, values)
+            entry["clipped"] = int((to_clip & ~drop).sum())
+        elif policy == "other" and isinstance(spec, CategoricalColumn) and spec.other is not None:
+            drop = bad_null
+            entry["other"] = int((bad & ~drop).sum())
             if bad.any():
-                what = {
-                    "categorical": "values outside the declared category set (declare them, set "
-                    "'other' to bucket them, or out_of_domain: drop)",
-                    "boolean": "values that are not booleans",
-                }.get(getattr(spec, "type", ""), "values outside the declared bounds or type")
-                raise SchemaMismatchError(f"column {name!r}: has {what}")
-            counts[name] = {"clipped": 0, "dropped": 0}
+                frame[name] = values.where(~bad, spec.other)
+        else:  # drop (or an undeclared domain: nothing is outside it yet)
+            drop = bad | bad_null
+        if isinstance(spec, NumericalColumn) and spec.declared and frame[name].dtype == object:
+            # text that parses as numbers (the rest is dropped): keep numbers
+            frame[name] = pd.to_numeric(frame[name].where(~drop, None), errors="coerce")
+        keep &= ~drop
+        entry["dropped"] = int(drop.sum())
+        counts[name] = entry
     frame = frame[keep].reset_index(drop=True)
     return SensitiveTable(frame, label=table.label), counts
 

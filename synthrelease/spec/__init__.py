@@ -28,11 +28,14 @@ from synthrelease.spec.schema import (  # noqa: F401
     Column,
     DatetimeColumn,
     NumericalColumn,
+    DOMAIN_PROVENANCES,
+    OUT_OF_DOMAIN_RULES,
     Schema,
     _Column,
 )
 from synthrelease.spec.sections import (  # noqa: F401
     Budget,
+    DomainEstimate,
     DownstreamModel,
     Gate,
     GeneratorSpec,
@@ -40,6 +43,7 @@ from synthrelease.spec.sections import (  # noqa: F401
     Privacy,
     Publication,
     Retention,
+    SpecProvenance,
     Store,
     Workspace,
 )

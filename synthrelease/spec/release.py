@@ -11,7 +11,10 @@ from pydantic import ConfigDict, Field, field_validator, model_validator, Privat
 from synthrelease.spec.base import DOMAIN_ESTIMATING_GENERATORS, NAME_RE, _Model
 from synthrelease.spec.sources import Source
 from synthrelease.spec.schema import BooleanColumn, CategoricalColumn, NumericalColumn, Schema
-from synthrelease.spec.sections import DownstreamModel, Gate, GeneratorSpec, Holdout, Privacy, Publication, Store, Workspace
+from synthrelease.spec.sections import (
+    DownstreamModel, Gate, GeneratorSpec, Holdout, Privacy, Publication, SpecProvenance, Store,
+    Workspace,
+)
 
 
 class ReleaseSpec(_Model):
@@ -30,6 +33,11 @@ class ReleaseSpec(_Model):
         default=(), description="models trained on the synthetic table only, published"
     )
     publish: Publication = Publication()
+    provenance: SpecProvenance = Field(
+        default=SpecProvenance(),
+        description="where synthetic_rows and privacy.delta come from (declared, default, "
+        "drafted: NOT DP, or dp), and the DP spend of drafted-under-DP domains",
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
     _digest: str | None = PrivateAttr(default=None)
@@ -95,6 +103,16 @@ class ReleaseSpec(_Model):
             elif len(columns) < 2:
                 raise ValueError(f"{where}: the schema has no column besides the target")
         return self
+
+    @property
+    def not_dp(self) -> dict[str, list[str]]:
+        """Public values read from the rows WITHOUT DP (provenance 'drafted'):
+        ``{"columns": [...], "values": [...]}``; empty lists when there are none."""
+        return {
+            "columns": [n for n, c in self.schema_.columns.items() if c.provenance == "drafted"],
+            "values": [k for k in ("synthetic_rows", "delta")
+                       if getattr(self.provenance, k) == "drafted"],
+        }
 
     @property
     def columns(self) -> dict[str, Any]:

@@ -12,30 +12,85 @@ from pydantic import Field, field_validator, model_validator
 from synthrelease.spec.base import _Model
 
 
+DOMAIN_PROVENANCES = ("declared", "drafted", "dp")
+OUT_OF_DOMAIN_RULES = ("clip", "drop")
+REFUSE_REMOVED = (
+    "'refuse' is no longer an out_of_domain rule: stopping the run when a value lies "
+    "outside the domain is a function of the rows (one bit per run, free of charge). "
+    "Use 'clip' (numerical/datetime: the value moves to the nearest bound) or 'drop' (the "
+    "row is left out), or declare an 'other' bucket (categorical: unknown values map to "
+    "it); leave the key out for the default"
+)
+
+
 class _Column(_Model):
     nullable: bool = False
-    out_of_domain: Literal["refuse", "clip", "drop"] | None = Field(
+    out_of_domain: Literal["clip", "drop"] | None = Field(
         default=None,
-        description="what to do with a value outside the declared domain: 'refuse' the "
-        "run, 'clip' it to the bounds (numbers, dates) or 'drop' its row; default: clip "
-        "for numerical/datetime, refuse for categorical/boolean",
+        description="what happens, row by row, to a value outside the declared domain: "
+        "'clip' it to the bounds (numbers, dates) or 'drop' its row; default: clip for "
+        "numerical/datetime; for categorical/boolean the declared 'other' bucket when "
+        "there is one, else drop. Never a run-level decision (no 'refuse')",
     )
+    provenance: Literal["declared", "drafted", "dp"] = Field(
+        default="declared",
+        description="where the column's domain (bounds / category set) comes from: "
+        "'declared' by the data custodian (default); 'drafted': read from the rows by "
+        "`spec draft`, NOT differentially private (said so in the release); 'dp': a DP "
+        "estimate charged to the budget (`spec draft --dp`, or left undeclared for the "
+        "generator to estimate: then 'dp' is the default)",
+    )
+
+    @field_validator("out_of_domain", mode="before")
+    @classmethod
+    def _no_refuse(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.strip().lower() == "refuse":
+            raise ValueError(REFUSE_REMOVED)
+        return value
+
+    @classmethod
+    def _undeclared_raw(cls, data: dict) -> bool:
+        """Whether raw column data leaves the domain to a DP estimate (per subclass)."""
+        return False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_provenance(cls, data: Any) -> Any:
+        """An undeclared domain is estimated with DP: its provenance is 'dp'."""
+        if isinstance(data, dict) and cls._undeclared_raw(data):
+            given = data.get("provenance")
+            if given is None:
+                data = {**data, "provenance": "dp"}
+            elif given != "dp":
+                raise ValueError(
+                    f"provenance {given!r} needs a declared domain (bounds / categories); a "
+                    "domain left out is estimated with DP: provenance 'dp'"
+                )
+        return data
 
     @model_validator(mode="after")
     def _policy_fits(self) -> "_Column":
         if self.out_of_domain == "clip" and getattr(self, "type", None) in ("categorical", "boolean"):
             raise ValueError(
                 "out_of_domain 'clip' applies to numerical and datetime columns only "
-                "(use 'refuse', 'drop', or an 'other' bucket)"
+                "(use 'drop', or an 'other' bucket)"
             )
         return self
 
     @property
     def policy(self) -> str:
-        """The effective out-of-domain rule of this column."""
+        """The effective out-of-domain rule of this column, applied row by row:
+        ``clip``, ``drop`` or ``other`` (map to the column's 'other' bucket)."""
         if self.out_of_domain is not None:
             return self.out_of_domain
-        return "clip" if getattr(self, "type", None) in ("numerical", "datetime") else "refuse"
+        kind = getattr(self, "type", None)
+        if kind in ("numerical", "datetime"):
+            return "clip"
+        if kind == "categorical" and (
+            getattr(self, "other", None) is not None or not getattr(self, "declared", True)
+        ):
+            return "other"  # an undeclared set gets an 'other' bucket from its DP estimate
+        return "drop"
 
 
 class NumericalColumn(_Column):
@@ -81,6 +136,10 @@ class NumericalColumn(_Column):
     def declared(self) -> bool:
         return self.lower is not None and self.upper is not None
 
+    @classmethod
+    def _undeclared_raw(cls, data: dict) -> bool:
+        return data.get("lower") is None or data.get("upper") is None
+
 
 class CategoricalColumn(_Column):
     type: Literal["categorical"]
@@ -90,7 +149,7 @@ class CategoricalColumn(_Column):
     other: str | None = Field(
         default=None,
         description="label of the bucket that values outside 'categories' map to; "
-        "without it such values are refused",
+        "without it the rows holding such values are dropped (row by row)",
     )
 
     @field_validator("categories", mode="before")
@@ -120,6 +179,10 @@ class CategoricalColumn(_Column):
     @property
     def declared(self) -> bool:
         return self.categories is not None
+
+    @classmethod
+    def _undeclared_raw(cls, data: dict) -> bool:
+        return data.get("categories") is None
 
 
 class BooleanColumn(_Column):

@@ -46,6 +46,39 @@ class Privacy(_Model):
         return self
 
 
+ValueProvenance = Literal["declared", "default", "drafted", "dp"]
+
+
+class DomainEstimate(_Model):
+    """The DP measurement that ``spec draft --dp`` made of the domains marked
+    ``provenance: dp``: its own budget-ledger entry, spent before the release runs."""
+
+    epsilon: float = Field(gt=0, le=100, allow_inf_nan=False)
+    delta: float = Field(ge=0, lt=1e-2, allow_inf_nan=False)
+    run_id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$",
+        description="the ledger entry's run id (draft-<uuid>)",
+    )
+
+
+class SpecProvenance(_Model):
+    """Where the spec's public, data-shaping values come from (published in the
+    manifest). Per column, see each column's ``provenance``."""
+
+    synthetic_rows: ValueProvenance = Field(
+        default="declared",
+        description="'declared' by the custodian; 'default': a public default of `spec "
+        "draft`, independent of the rows; 'drafted': read from the rows, NOT DP; 'dp'",
+    )
+    delta: ValueProvenance = Field(
+        default="declared", description="provenance of privacy.delta (same values)"
+    )
+    domain_estimate: DomainEstimate | None = Field(
+        default=None,
+        description="the DP spend of `spec draft --dp` on the domains marked 'dp'",
+    )
+
+
 class GeneratorSpec(_Model):
     name: Literal["mst", "aim", "dpsgd"]
     params: dict[str, Any] = Field(default_factory=dict)
