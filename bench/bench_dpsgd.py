@@ -85,7 +85,7 @@ def _timing_child(private: bool, params: dict, epochs: int, threads: int, queue:
     import torch
 
     torch.set_num_threads(threads)
-    from synthrelease.generators.dpsgd import DPSGDGenerator, fit_nonprivate
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
 
@@ -164,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from synthrelease.generators.dpsgd import DPSGDGenerator
-    from synthrelease.generators.mst import MSTGenerator
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator
+    from synthrelease.generators.marginal.mst import MSTGenerator
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _run(columns: dict, frame: Any, params: dict, private: bool, device: str) -> dict:
     import torch
 
-    from synthrelease.generators.dpsgd import DPSGDGenerator, fit_nonprivate
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
 

@@ -13,9 +13,9 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.aim import AIMGenerator
+from synthrelease.generators.marginal.aim import AIMGenerator
 from synthrelease.generators.base import META_FILE, DPGenerator
-from synthrelease.generators.mst import MSTGenerator
+from synthrelease.generators.marginal.mst import MSTGenerator
 from synthrelease.spec import GENERATOR_NAMES, GeneratorSpec
 
 GENERATORS: Mapping[str, type[DPGenerator]] = MappingProxyType(
@@ -23,7 +23,7 @@ GENERATORS: Mapping[str, type[DPGenerator]] = MappingProxyType(
 )
 # Generators on heavy engines (torch/opacus), imported on first use: "module:Class".
 LAZY_GENERATORS: Mapping[str, str] = MappingProxyType(
-    {"dpsgd": "synthrelease.generators.dpsgd:DPSGDGenerator"}
+    {"dpsgd": "synthrelease.generators.dpsgd.generator:DPSGDGenerator"}
 )
 
 

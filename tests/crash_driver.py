@@ -27,7 +27,7 @@ def arm(stage: str) -> None:
 
         run.PUBLIC_STEPS["reserve"] = reserve_then_die
     elif stage == "mid-training":
-        from synthrelease.generators.mst import MSTGenerator
+        from synthrelease.generators.marginal.mst import MSTGenerator
 
         MSTGenerator.fit = die  # the run is already marked as having touched the data
     elif stage == "mid-validation":

@@ -16,8 +16,8 @@ from pydantic import TypeAdapter
 from synthrelease.errors import GeneratorError, PrivacyError
 from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator, load_generator
 from synthrelease.generators.accounting import PrivacyReport, cdp_rho
-from synthrelease.generators.aim_mechanism import Plan
-from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
+from synthrelease.generators.marginal.aim_mechanism import Plan
+from synthrelease.generators.marginal.aim_workload import WorkloadQuery, candidates, resolve
 from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable

@@ -145,7 +145,7 @@ def test_declared_specs_are_unchanged():
 def test_dpsgd_fit_estimates_undeclared_domains_and_charges_them(tmp_path):
     import torch
 
-    from synthrelease.generators.dpsgd import DPSGDGenerator
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator
     from tests.conftest import make_table
 
     columns = {n: COLUMN.validate_python(c) for n, c in SMALL_COLUMNS.items()}

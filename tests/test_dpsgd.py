@@ -14,9 +14,9 @@ from pydantic import TypeAdapter
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators import build_generator, load_generator
-from synthrelease.generators.dpsgd import DPSGDGenerator, fit_nonprivate
-from synthrelease.generators.dpsgd_accounting import DPSGDReport, epsilon_of
-from synthrelease.generators.dpsgd_model import MADE, book_keeping_grads
+from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
+from synthrelease.generators.dpsgd.accounting import DPSGDReport, epsilon_of
+from synthrelease.generators.dpsgd.model import MADE, book_keeping_grads
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec
@@ -181,7 +181,7 @@ def test_resume_continues_the_same_accountant_state(table, tmp_path, monkeypatch
 
     with pytest.raises(_Stop):
         first.fit(table, noise=NoiseSource.seeded(3), checkpoint=ck, progress=stop_at_epoch_2)
-    from synthrelease.generators.dpsgd_checkpoint import load_checkpoint
+    from synthrelease.generators.dpsgd.checkpoint import load_checkpoint
 
     meta, _ = load_checkpoint(ck)
     plan = meta["plan"]

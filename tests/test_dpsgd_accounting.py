@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.dpsgd_accounting import (
+from synthrelease.generators.dpsgd.accounting import (
     DPSGDReport, Mechanism, calibrate_noise, epsilon_of, gaussian_entry, plan_budget,
 )
 

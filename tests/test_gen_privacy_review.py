@@ -19,10 +19,11 @@ from pydantic import TypeAdapter
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator
-from synthrelease.generators import dp_domain, dp_edges, dpsgd_train
-from synthrelease.generators.dpsgd import DPSGDGenerator
-from synthrelease.generators.dpsgd_model import MADE
-from synthrelease.generators.dpsgd_train import StepRandomness, poisson_indices, public_sample_rate
+from synthrelease.generators import dp_domain, dp_edges
+from synthrelease.generators.dpsgd import train as dpsgd_train
+from synthrelease.generators.dpsgd.generator import DPSGDGenerator
+from synthrelease.generators.dpsgd.model import MADE
+from synthrelease.generators.dpsgd.train import StepRandomness, poisson_indices, public_sample_rate
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec

@@ -131,7 +131,7 @@ def test_a_tampered_frozen_spec_is_refused(spec_factory):
 
 # --------------------------------------------------------------------------- one accountant
 def test_a_fit_that_spends_more_than_its_reservation_fails_closed(spec_factory, monkeypatch):
-    from synthrelease.generators.mst import MSTGenerator
+    from synthrelease.generators.marginal.mst import MSTGenerator
 
     path = spec_factory()
     spec = load_spec(path)

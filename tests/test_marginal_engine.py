@@ -13,10 +13,10 @@ from pydantic import TypeAdapter
 
 from synthrelease.errors import SpecError
 from synthrelease.generators.domain import Discretiser
-from synthrelease.generators.estimation import Measurement, estimate
-from synthrelease.generators.graphical import Calibrator
-from synthrelease.generators.graphical_model import GraphicalModel
-from synthrelease.generators.jtree import build, model_cells
+from synthrelease.generators.marginal.estimation import Measurement, estimate
+from synthrelease.generators.marginal.graphical import Calibrator
+from synthrelease.generators.marginal.graphical_model import GraphicalModel
+from synthrelease.generators.marginal.jtree import build, model_cells
 from synthrelease.spec import Column, parse_spec
 
 SIZES = [3, 4, 2, 5, 3, 2, 4]

@@ -18,7 +18,7 @@ from synthrelease.errors import GeneratorError, PrivacyError, SchemaMismatchErro
 from synthrelease.generators import GENERATORS, MSTGenerator, build_generator, load_generator
 from synthrelease.generators.accounting import cdp_rho
 from synthrelease.generators.domain import Discretiser
-from synthrelease.generators.mst_model import tree_marginals
+from synthrelease.generators.marginal.mst_model import tree_marginals
 from synthrelease.generators.noise import NoiseSource, make_noise
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec, Privacy

@@ -24,8 +24,8 @@ TRUSTED_READERS = frozenset(
         "synthrelease/private/draft.py",
         "synthrelease/private/rowscan.py",
         "synthrelease/private/model_eval.py",
-        "generators/marginal_data.py",  # MST's, AIM's and DP quantile edges' row encoder
-        "generators/dpsgd.py",
+        "generators/marginal/data.py",  # MST's, AIM's and DP quantile edges' row encoder
+        "generators/dpsgd/generator.py",
         "generators/dp_domain.py",
         "validators/real.py",
     }

@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.dpsgd_model import MADE, book_keeping_grads
+from synthrelease.generators.dpsgd.model import MADE, book_keeping_grads
 from synthrelease.generators.noise import NoiseSource
 
 logger = logging.getLogger(__name__)

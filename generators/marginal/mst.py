@@ -35,11 +35,11 @@ from pydantic import Field
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.dp_domain import public_count
-from synthrelease.generators.jtree import DisjointSets
-from synthrelease.generators.marginal_base import MarginalGenerator, MarginalParams
-from synthrelease.generators.marginal_data import encode_rows
-from synthrelease.generators.mst_estimate import estimate_tree_model
-from synthrelease.generators.mst_model import TreeModel
+from synthrelease.generators.marginal.jtree import DisjointSets
+from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal.data import encode_rows
+from synthrelease.generators.marginal.mst_estimate import estimate_tree_model
+from synthrelease.generators.marginal.mst_model import TreeModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from synthrelease.errors import SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
-from synthrelease.generators.jtree import Clique
+from synthrelease.generators.marginal.jtree import Clique
 from synthrelease.private.table import SensitiveTable
 
 DEFAULT_CACHE_CELLS = 2**24  # 128 MB of float64 answers

@@ -4,7 +4,7 @@ Reads no sensitive rows: it holds the normalised clique marginals of a model est
 from DP measurements (post-processing), over a compressed domain, plus the maps back
 to the original codes. Sampling is ancestral along the junction tree (root clique
 first, then each clique given its separator) with the stratified draws of
-:func:`~synthrelease.generators.mst_model._draw`, using only the ``numpy.random.Generator``
+:func:`~synthrelease.generators.marginal.mst_model._draw`, using only the ``numpy.random.Generator``
 it is given (mbi's ``synthetic_data`` uses the global ``np.random``). Stored form: JSON
 metadata plus float/int arrays (no pickle).
 """
@@ -18,9 +18,9 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.graphical import Beliefs
-from synthrelease.generators.jtree import JunctionTree
-from synthrelease.generators.mst_model import _decompress, _draw
+from synthrelease.generators.marginal.graphical import Beliefs
+from synthrelease.generators.marginal.jtree import JunctionTree
+from synthrelease.generators.marginal.mst_model import _decompress, _draw
 
 
 @dataclass(frozen=True)

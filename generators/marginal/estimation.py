@@ -3,7 +3,7 @@
 Reads no sensitive rows: its inputs are DP measurements (post-processing). This is
 Private-PGM's estimator (McKenna, Sheldon & Miklau 2019, Algorithm 1; mbi's
 ``MirrorDescent`` with Armijo step sizes and the same initial step ``2 / (L * total)``)
-on the numpy engine of :mod:`~synthrelease.generators.graphical`:
+on the numpy engine of :mod:`~synthrelease.generators.marginal.graphical`:
 
     minimise  sum_m  || w_m * mu_m - y_m ||^2 / (2 sigma_m^2)   over the marginal polytope,
 
@@ -24,8 +24,8 @@ from typing import Sequence
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.graphical import Beliefs, Calibrator, _shape
-from synthrelease.generators.jtree import Clique, maximal_subset
+from synthrelease.generators.marginal.graphical import Beliefs, Calibrator, _shape
+from synthrelease.generators.marginal.jtree import Clique, maximal_subset
 
 logger = logging.getLogger(__name__)
 _BLOCK = 50  # steps between convergence checks

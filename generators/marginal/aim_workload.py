@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.jtree import Clique, elimination_cliques
+from synthrelease.generators.marginal.jtree import Clique, elimination_cliques
 
 
 class WorkloadQuery(BaseModel):

@@ -6,7 +6,7 @@ imported on first use, with float64 on and the persistent compilation cache off.
 
 Speed (CPU, 2 cores): mbi runs the estimator's set-up and final marginal computation op
 by op, which compiles hundreds of tiny XLA programs (~10 s here). On a tree both are
-exact and cheap in numpy (:func:`~synthrelease.generators.mst_model.tree_marginals`), so
+exact and cheap in numpy (:func:`~synthrelease.generators.marginal.mst_model.tree_marginals`), so
 :func:`_mirror_descent` overrides them and only mbi's fused iteration loop is compiled
 (Shafer-Shenoy oracle: about half Hugin's compile time here, same iterates).
 """
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.mst_model import TreeModel, tree_marginals
+from synthrelease.generators.marginal.mst_model import TreeModel, tree_marginals
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def _numpy_tree(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int,
                 two_way: tuple[list[np.ndarray], float], total: float,
                 warm: list[np.ndarray], iters: int) -> TreeModel:
     """The same estimation on the numpy engine (see :mod:`.estimation`)."""
-    from synthrelease.generators.estimation import Measurement, estimate
+    from synthrelease.generators.marginal.estimation import Measurement, estimate
 
     start = time.perf_counter()
     ys1, ws1, sigma1 = one_way

@@ -43,14 +43,14 @@ from pydantic import Field
 
 from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators import dp_domain
-from synthrelease.generators import dpsgd_checkpoint as ckpt
+from synthrelease.generators.dpsgd import checkpoint as ckpt
 from synthrelease.generators.base import _COLUMN, META_FILE, DPGenerator, GeneratorParams
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
-from synthrelease.generators.dpsgd_accounting import (
+from synthrelease.generators.dpsgd.accounting import (
     DPSGDReport, Mechanism, calibrate_noise, epsilon_of, plan_budget,
 )
-from synthrelease.generators.dpsgd_model import MADE
-from synthrelease.generators.dpsgd_train import (
+from synthrelease.generators.dpsgd.model import MADE
+from synthrelease.generators.dpsgd.train import (
     LoopConfig, Progress, StepRandomness, public_sample_rate, train_loop,
 )
 from synthrelease.generators.noise import NoiseSource

@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.jtree import Clique, JunctionTree, build
+from synthrelease.generators.marginal.jtree import Clique, JunctionTree, build
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _MAX_INTERMEDIATE = 2**23  # cells: einsum paths with larger temporaries are not used

@@ -27,11 +27,11 @@ import numpy as np
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine
-from synthrelease.generators.aim_workload import affordable
+from synthrelease.generators.marginal.aim_workload import affordable
 from synthrelease.generators.dp_domain import public_count
-from synthrelease.generators.estimation import Fit, Measurement, estimate
-from synthrelease.generators.jtree import Clique
-from synthrelease.generators.marginal_data import ExactMarginals
+from synthrelease.generators.marginal.estimation import Fit, Measurement, estimate
+from synthrelease.generators.marginal.jtree import Clique
+from synthrelease.generators.marginal.data import ExactMarginals
 from synthrelease.generators.noise import NoiseSource
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ from synthrelease.generators.accounting import BudgetLine
 from synthrelease.generators.base import DPGenerator, GeneratorParams
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.dp_domain import public_count
-from synthrelease.generators.marginal_data import encode_rows
+from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 

@@ -1,6 +1,6 @@
 """AIM (McKenna et al., VLDB 2022) over the declared, discretised domain.
 
-The recipe (budget arithmetic in :class:`~synthrelease.generators.aim_mechanism.Plan`):
+The recipe (budget arithmetic in :class:`~synthrelease.generators.marginal.aim_mechanism.Plan`):
 
 0. optionally, DP quantile bin edges for the columns in ``quantile_edges`` (a share
    ``quantile_share`` of rho, one budget line; :mod:`~synthrelease.generators.dp_edges`);
@@ -14,7 +14,7 @@ The recipe (budget arithmetic in :class:`~synthrelease.generators.aim_mechanism.
 
 Every step is a line of the privacy report; the lines sum to the requested budget.
 
-**Sensitive rows**: only :func:`~synthrelease.generators.marginal_data.encode_rows` reads
+**Sensitive rows**: only :func:`~synthrelease.generators.marginal.data.encode_rows` reads
 them (inside :meth:`AIMGenerator.fit`); exact counts stay in an ``ExactMarginals`` that is
 dropped after the last measurement. Sampling is post-processing with the caller's rng.
 """
@@ -31,13 +31,13 @@ from pydantic import Field
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
-from synthrelease.generators.aim_mechanism import Plan, run_rounds
-from synthrelease.generators.aim_workload import WorkloadQuery, candidates, resolve
-from synthrelease.generators.marginal_base import MarginalGenerator, MarginalParams
-from synthrelease.generators.estimation import Measurement, estimate
-from synthrelease.generators.graphical_model import GraphicalModel
-from synthrelease.generators.marginal_data import ExactMarginals, encode_rows
-from synthrelease.generators.mst import _compress
+from synthrelease.generators.marginal.aim_mechanism import Plan, run_rounds
+from synthrelease.generators.marginal.aim_workload import WorkloadQuery, candidates, resolve
+from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal.estimation import Measurement, estimate
+from synthrelease.generators.marginal.graphical_model import GraphicalModel
+from synthrelease.generators.marginal.data import ExactMarginals, encode_rows
+from synthrelease.generators.marginal.mst import _compress
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 
