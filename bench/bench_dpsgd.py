@@ -57,7 +57,9 @@ def _features(frame: pd.DataFrame, columns: dict, target: str) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def tstr_auc(train: pd.DataFrame, test: pd.DataFrame, columns: dict, target: str = "income") -> float:
+def tstr_auc(
+    train: pd.DataFrame, test: pd.DataFrame, columns: dict, target: str = "income"
+) -> float:
     """Train on ``train`` (synthetic), AUC on ``test`` (real) for the target's last label."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import roc_auc_score
@@ -85,13 +87,15 @@ def _timing_child(private: bool, params: dict, epochs: int, threads: int, queue:
     import torch
 
     torch.set_num_threads(threads)
-    from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator
+    from synthrelease.generators.dpsgd.nonprivate import fit_nonprivate
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
 
     columns, train, _ = load_adult()
-    gen = DPSGDGenerator(columns, epsilon=3.0, delta=1e-6,
-                         params={**params, "epochs": epochs, "device": "cpu"})
+    gen = DPSGDGenerator(
+        columns, epsilon=3.0, delta=1e-6, params={**params, "epochs": epochs, "device": "cpu"}
+    )
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     marks: list[tuple[float, float]] = [(time.perf_counter(), time.process_time())]
     rows: list[float] = []
@@ -109,8 +113,16 @@ def _timing_child(private: bool, params: dict, epochs: int, threads: int, queue:
     walls = [b[0] - a[0] for a, b in zip(marks, marks[1:])]
     cpus = [b[1] - a[1] for a, b in zip(marks, marks[1:])]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    queue.put({"wall": walls, "cpu": cpus, "rows_per_s": rows[-1], "peak_mb": peak / 1024,
-               "extra_mb": (peak - base_rss) / 1024, "rows": len(train)})
+    queue.put(
+        {
+            "wall": walls,
+            "cpu": cpus,
+            "rows_per_s": rows[-1],
+            "peak_mb": peak / 1024,
+            "extra_mb": (peak - base_rss) / 1024,
+            "rows": len(train),
+        }
+    )
 
 
 def timing(params: dict, epochs: int, repeats: int, threads: int) -> None:
@@ -123,20 +135,28 @@ def timing(params: dict, epochs: int, repeats: int, threads: int) -> None:
             proc.start()
             results[private].append(queue.get())
             proc.join()
-    print(f"\nspeed on CPU ({threads} thread(s)), {epochs} epochs x {repeats} runs, "
-          f"params {params or 'defaults'}; per-epoch seconds: median over epochs 2.. of all runs")
-    print(f"{'mode':>8} {'epoch_wall_s':>12} {'epoch_cpu_s':>11} {'rows/s':>9} {'peak_rss_mb':>11} "
-          f"{'train_mb':>8}")
+    print(
+        f"\nspeed on CPU ({threads} thread(s)), {epochs} epochs x {repeats} runs, "
+        f"params {params or 'defaults'}; per-epoch seconds: median over epochs 2.. of all runs"
+    )
+    print(
+        f"{'mode':>8} {'epoch_wall_s':>12} {'epoch_cpu_s':>11} {'rows/s':>9} {'peak_rss_mb':>11} "
+        f"{'train_mb':>8}"
+    )
     med = {}
     for private, runs in results.items():
         walls = [w for r in runs for w in (r["wall"][1:] or r["wall"])]
         cpus = [c for r in runs for c in (r["cpu"][1:] or r["cpu"])]
         med[private] = (statistics.median(walls), statistics.median(cpus))
-        print(f"{'DP-SGD' if private else 'no DP':>8} {med[private][0]:>12.2f} {med[private][1]:>11.2f} "
-              f"{runs[0]['rows'] / med[private][0]:>9.0f} {max(r['peak_mb'] for r in runs):>11.0f} "
-              f"{max(r['extra_mb'] for r in runs):>8.0f}")
-    print(f"DP overhead per epoch: wall {med[True][0] / med[False][0]:.2f}x, "
-          f"cpu {med[True][1] / med[False][1]:.2f}x")
+        print(
+            f"{'DP-SGD' if private else 'no DP':>8} {med[private][0]:>12.2f} {med[private][1]:>11.2f} "
+            f"{runs[0]['rows'] / med[private][0]:>9.0f} {max(r['peak_mb'] for r in runs):>11.0f} "
+            f"{max(r['extra_mb'] for r in runs):>8.0f}"
+        )
+    print(
+        f"DP overhead per epoch: wall {med[True][0] / med[False][0]:.2f}x, "
+        f"cpu {med[True][1] / med[False][1]:.2f}x"
+    )
 
 
 # --------------------------------------------------------------------------- main
@@ -148,15 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=30000, help="synthetic rows (public)")
     parser.add_argument("--timing-epochs", type=int, default=3, help="0: skip the speed table")
     parser.add_argument("--timing-repeats", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (1: stable on a shared, loaded CPU)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable on a shared, loaded CPU)"
+    )
     parser.add_argument("--no-mst", action="store_true")
     parser.add_argument("--mst-iters", type=int, default=None)
     parser.add_argument("--seeded", action="store_true", help="seeded noise (seed 0)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(asctime)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
+    )
     params = {"device": "cpu", **json.loads(args.params)}
     if args.timing_epochs:
         timing(params, args.timing_epochs, args.timing_repeats, args.threads)
@@ -170,13 +192,23 @@ def main(argv: list[str] | None = None) -> int:
     from synthrelease.private.table import SensitiveTable
 
     columns, train, test = load_adult()
-    print(f"\nutility on Adult ({len(train)} train rows, {len(test)} test rows), delta "
-          f"{args.delta:g}, {args.rows} synthetic rows; dpsgd params {params}")
-    print(f"{'generator':>9} {'epsilon':>7} {'fit_s':>7} {'tvd_2way':>8} {'tstr_auc':>8} {'eps_spent':>9}")
-    print(f"{'real':>9} {'-':>7} {'-':>7} {tvd_2way(train, test, columns):>8.4f} "
-          f"{tstr_auc(train, test, columns):>8.4f} {'-':>9}", flush=True)
-    kinds = [("dpsgd", DPSGDGenerator, params)] + ([] if args.no_mst else [
-        ("mst", MSTGenerator, {} if args.mst_iters is None else {"iters": args.mst_iters})])
+    print(
+        f"\nutility on Adult ({len(train)} train rows, {len(test)} test rows), delta "
+        f"{args.delta:g}, {args.rows} synthetic rows; dpsgd params {params}"
+    )
+    print(
+        f"{'generator':>9} {'epsilon':>7} {'fit_s':>7} {'tvd_2way':>8} {'tstr_auc':>8} {'eps_spent':>9}"
+    )
+    print(
+        f"{'real':>9} {'-':>7} {'-':>7} {tvd_2way(train, test, columns):>8.4f} "
+        f"{tstr_auc(train, test, columns):>8.4f} {'-':>9}",
+        flush=True,
+    )
+    kinds = [("dpsgd", DPSGDGenerator, params)] + (
+        []
+        if args.no_mst
+        else [("mst", MSTGenerator, {} if args.mst_iters is None else {"iters": args.mst_iters})]
+    )
     for eps in args.epsilons:
         for name, cls, p in kinds:
             noise = NoiseSource.seeded(0) if args.seeded else NoiseSource.secure()
@@ -185,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             report = gen.fit(SensitiveTable(train, label="adult"), noise=noise)
             fit_s = time.perf_counter() - start
             synth = gen.sample(args.rows, rng=noise.post_processing_rng())
-            print(f"{name:>9} {eps:>7g} {fit_s:>7.1f} {tvd_2way(synth, test, columns):>8.4f} "
-                  f"{tstr_auc(synth, test, columns):>8.4f} {report.epsilon:>9.4f}", flush=True)
+            print(
+                f"{name:>9} {eps:>7g} {fit_s:>7.1f} {tvd_2way(synth, test, columns):>8.4f} "
+                f"{tstr_auc(synth, test, columns):>8.4f} {report.epsilon:>9.4f}",
+                flush=True,
+            )
     return 0
 
 

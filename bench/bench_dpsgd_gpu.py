@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def _run(columns: dict, frame: Any, params: dict, private: bool, device: str) -> dict:
     import torch
 
-    from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
+    from synthrelease.generators.dpsgd.generator import DPSGDGenerator
+    from synthrelease.generators.dpsgd.nonprivate import fit_nonprivate
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
 
@@ -71,16 +72,25 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(0)
     frame = train.iloc[rng.integers(0, len(train), args.rows)].reset_index(drop=True)
     name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"dpsgd on {name}: Adult resampled to {len(frame)} rows, expected batch "
-          f"{args.batch_size}, {args.epochs} epochs (first is warm-up), torch {torch.__version__}")
+    print(
+        f"dpsgd on {name}: Adult resampled to {len(frame)} rows, expected batch "
+        f"{args.batch_size}, {args.epochs} epochs (first is warm-up), torch {torch.__version__}"
+    )
     print(f"{'mode':>8} {'amp':>4} {'rows/s':>11} {'peak_gpu_mb':>11}")
     for amp in ("off", "on"):
         for private in (False, True):
-            params = {"epochs": args.epochs, "batch_size": args.batch_size, "amp": amp,
-                      **json.loads(args.params)}
+            params = {
+                "epochs": args.epochs,
+                "batch_size": args.batch_size,
+                "amp": amp,
+                **json.loads(args.params),
+            }
             res = _run(columns, frame, params, private, args.device)
-            print(f"{'DP-SGD' if private else 'no DP':>8} {amp:>4} {res['rows_per_s']:>11,.0f} "
-                  f"{res['peak_mb']:>11.0f}", flush=True)
+            print(
+                f"{'DP-SGD' if private else 'no DP':>8} {amp:>4} {res['rows_per_s']:>11,.0f} "
+                f"{res['peak_mb']:>11.0f}",
+                flush=True,
+            )
     return 0
 
 

@@ -50,27 +50,62 @@ def _columns() -> dict[str, Any]:
     return dict(load_spec(ROOT / "configs" / "adult.yaml").columns)
 
 
-def _fit(name: str, columns: dict, frame: pd.DataFrame, *, eps: float, delta: float,
-         params: dict, seed: int | None, sample_rows: int = 0, sample_seed: int = 0,
-         verbose: bool = False) -> dict[str, Any]:
+def _fit(
+    name: str,
+    columns: dict,
+    frame: pd.DataFrame,
+    *,
+    eps: float,
+    delta: float,
+    params: dict,
+    seed: int | None,
+    sample_rows: int = 0,
+    sample_seed: int = 0,
+    verbose: bool = False,
+) -> dict[str, Any]:
     """Fit (and sample) in a fresh process, so that its memory figures are its own."""
     ctx = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
-        return pool.submit(_fit_here, name, columns, frame, eps, delta, params, seed,
-                           sample_rows, sample_seed, verbose).result()
+        return pool.submit(
+            _fit_here,
+            name,
+            columns,
+            frame,
+            eps,
+            delta,
+            params,
+            seed,
+            sample_rows,
+            sample_seed,
+            verbose,
+        ).result()
 
 
-def _fit_here(name: str, columns: dict, frame: pd.DataFrame, eps: float, delta: float,
-              params: dict, seed: int | None, sample_rows: int, sample_seed: int,
-              verbose: bool) -> dict[str, Any]:
+def _fit_here(
+    name: str,
+    columns: dict,
+    frame: pd.DataFrame,
+    eps: float,
+    delta: float,
+    params: dict,
+    seed: int | None,
+    sample_rows: int,
+    sample_seed: int,
+    verbose: bool,
+) -> dict[str, Any]:
     from synthrelease.generators import build_generator
     from synthrelease.generators.noise import NoiseSource
     from synthrelease.private.table import SensitiveTable
     from synthrelease.spec import GeneratorSpec
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
-    gen = build_generator(GeneratorSpec(name=name, params=params), columns, epsilon=eps,
-                          delta=delta, target=TARGET if TARGET in columns else None)
+    gen = build_generator(
+        GeneratorSpec(name=name, params=params),
+        columns,
+        epsilon=eps,
+        delta=delta,
+        target=TARGET if TARGET in columns else None,
+    )
     noise = NoiseSource.seeded(seed) if seed is not None else NoiseSource.secure()
     with _PeakRSS() as mem:
         start, cpu = time.perf_counter(), time.process_time()
@@ -79,18 +114,22 @@ def _fit_here(name: str, columns: dict, frame: pd.DataFrame, eps: float, delta: 
     started = time.perf_counter()
     synth = gen.sample(sample_rows, rng=np.random.default_rng(sample_seed)) if sample_rows else None
     return {
-        "wall": wall, "cpu": cpu, "peak_mb": mem.peak_mb, "epsilon": report.epsilon,
+        "wall": wall,
+        "cpu": cpu,
+        "peak_mb": mem.peak_mb,
+        "epsilon": report.epsilon,
         "rows_s": getattr(gen, "timings", {}).get("rows_s", float("nan")),
         "rounds": sum(1 for line in report.lines if line.step.endswith("select")),
         "phases": dict(getattr(gen, "timings", {})),
-        "sample_s": time.perf_counter() - started, "synth": synth,
+        "sample_s": time.perf_counter() - started,
+        "synth": synth,
     }
 
 
 class _PeakRSS:
     """Peak resident set size above the starting one, sampled by a thread (Linux)."""
 
-    def __enter__(self) -> "_PeakRSS":
+    def __enter__(self) -> _PeakRSS:
         self.base = self.top = self._rss()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -119,8 +158,9 @@ class _PeakRSS:
             return 0
 
 
-def _tvd(a: pd.DataFrame, b: pd.DataFrame, sizes: dict[str, int], way: int,
-         must: str | None = None) -> float:
+def _tvd(
+    a: pd.DataFrame, b: pd.DataFrame, sizes: dict[str, int], way: int, must: str | None = None
+) -> float:
     """Mean TVD over all ``way``-column marginals (containing ``must``, if given)."""
     out = []
     for cols in itertools.combinations(list(sizes), way):
@@ -170,27 +210,42 @@ def utility(args: argparse.Namespace) -> None:
     test = pd.read_csv(DATA / "adult_test.csv")[list(columns)]
     disc = Discretiser(columns, default_bins=args.bins)
     test_c, train_c = disc.encode(test), disc.encode(train)
-    print(f"Adult ({train.shape[1]} columns), bins={args.bins}, delta={args.delta:g}, "
-          f"{args.rows} synthetic rows; real-vs-real: tvd2 test-vs-train "
-          f"{_tvd(test_c, train_c, disc.sizes, 2):.4f}, trtr AUC {_auc(train, test, columns):.4f}")
-    head = (f"{'gen':>4} {'eps':>5} {'rep':>3} {'fit_s':>7} {'cpu_s':>7} {'peak_mb':>8} "
-            f"{'tvd1_test':>9} {'tvd2_test':>9} {'tvd3_test':>9} {'tvd3_y':>7} "
-            f"{'tvd2_train':>10} {'tvd3_train':>10} {'tstr_auc':>8}")
+    print(
+        f"Adult ({train.shape[1]} columns), bins={args.bins}, delta={args.delta:g}, "
+        f"{args.rows} synthetic rows; real-vs-real: tvd2 test-vs-train "
+        f"{_tvd(test_c, train_c, disc.sizes, 2):.4f}, trtr AUC {_auc(train, test, columns):.4f}"
+    )
+    head = (
+        f"{'gen':>4} {'eps':>5} {'rep':>3} {'fit_s':>7} {'cpu_s':>7} {'peak_mb':>8} "
+        f"{'tvd1_test':>9} {'tvd2_test':>9} {'tvd3_test':>9} {'tvd3_y':>7} "
+        f"{'tvd2_train':>10} {'tvd3_train':>10} {'tstr_auc':>8}"
+    )
     print(head)
     for name, eps, rep in itertools.product(args.generators, args.epsilons, range(args.repeats)):
         params = {"bins": args.bins, **({"iters": args.iters} if args.iters else {})}
-        out = _fit(name, columns, train, eps=eps, delta=args.delta, params=params,
-                   seed=rep if args.seeded else None, sample_rows=args.rows,
-                   sample_seed=1000 + rep, verbose=args.verbose)
+        out = _fit(
+            name,
+            columns,
+            train,
+            eps=eps,
+            delta=args.delta,
+            params=params,
+            seed=rep if args.seeded else None,
+            sample_rows=args.rows,
+            sample_seed=1000 + rep,
+            verbose=args.verbose,
+        )
         wall, cpu, peak, synth = out["wall"], out["cpu"], out["peak_mb"], out["synth"]
         codes = disc.encode(synth)
         t = [_tvd(codes, test_c, disc.sizes, w) for w in (1, 2, 3)]
-        print(f"{name:>4} {eps:>5g} {rep:>3} {wall:>7.1f} {cpu:>7.1f} {peak:>8.0f} "
-              f"{t[0]:>9.4f} {t[1]:>9.4f} {t[2]:>9.4f} "
-              f"{_tvd(codes, test_c, disc.sizes, 3, TARGET):>7.4f} "
-              f"{_tvd(codes, train_c, disc.sizes, 2):>10.4f} "
-              f"{_tvd(codes, train_c, disc.sizes, 3):>10.4f} {_auc(synth, test, columns):>8.4f}",
-              flush=True)
+        print(
+            f"{name:>4} {eps:>5g} {rep:>3} {wall:>7.1f} {cpu:>7.1f} {peak:>8.0f} "
+            f"{t[0]:>9.4f} {t[1]:>9.4f} {t[2]:>9.4f} "
+            f"{_tvd(codes, test_c, disc.sizes, 3, TARGET):>7.4f} "
+            f"{_tvd(codes, train_c, disc.sizes, 2):>10.4f} "
+            f"{_tvd(codes, train_c, disc.sizes, 3):>10.4f} {_auc(synth, test, columns):>8.4f}",
+            flush=True,
+        )
 
 
 def scale(args: argparse.Namespace) -> None:
@@ -198,10 +253,14 @@ def scale(args: argparse.Namespace) -> None:
     train = pd.read_csv(DATA / "adult_train.csv")[list(columns)]
     rng = np.random.default_rng(0)
     print(f"fit time at epsilon {args.epsilons[0]:g} (seeded noise), bins={args.bins}")
-    print("rows_s: the part of the fit that reads and counts rows (aim only); the rest "
-          "works on DP measurements and depends on rows only through the signal-to-noise")
-    print(f"{'gen':>4} {'rows':>8} {'cols':>4} {'fit_s':>7} {'cpu_s':>7} {'peak_mb':>8} "
-          f"{'rows_s':>7} {'us/row':>7} {'rounds':>6}")
+    print(
+        "rows_s: the part of the fit that reads and counts rows (aim only); the rest "
+        "works on DP measurements and depends on rows only through the signal-to-noise"
+    )
+    print(
+        f"{'gen':>4} {'rows':>8} {'cols':>4} {'fit_s':>7} {'cpu_s':>7} {'peak_mb':>8} "
+        f"{'rows_s':>7} {'us/row':>7} {'rounds':>6}"
+    )
     if args.scale == "rows":
         cases = [(n, columns) for n in (10_000, 30_000, 100_000, 300_000, 1_000_000)]
     else:
@@ -214,11 +273,24 @@ def scale(args: argparse.Namespace) -> None:
         for n in cols:
             if n not in frame:  # the widened table: the column's values, shuffled
                 frame[n] = frame[n[:-2]].sample(frac=1.0, random_state=1).to_numpy()
-        out = _fit(name, cols, frame[list(cols)], eps=args.epsilons[0], delta=args.delta,
-                   params={"bins": args.bins}, seed=0, verbose=args.verbose)
-        wall, cpu, peak, rows_s, rounds = (out[k] for k in ("wall", "cpu", "peak_mb", "rows_s", "rounds"))
-        print(f"{name:>4} {rows:>8} {len(cols):>4} {wall:>7.1f} {cpu:>7.1f} {peak:>8.0f} "
-              f"{rows_s:>7.1f} {1e6 * wall / rows:>7.1f} {rounds:>6}", flush=True)
+        out = _fit(
+            name,
+            cols,
+            frame[list(cols)],
+            eps=args.epsilons[0],
+            delta=args.delta,
+            params={"bins": args.bins},
+            seed=0,
+            verbose=args.verbose,
+        )
+        wall, cpu, peak, rows_s, rounds = (
+            out[k] for k in ("wall", "cpu", "peak_mb", "rows_s", "rounds")
+        )
+        print(
+            f"{name:>4} {rows:>8} {len(cols):>4} {wall:>7.1f} {cpu:>7.1f} {peak:>8.0f} "
+            f"{rows_s:>7.1f} {1e6 * wall / rows:>7.1f} {rounds:>6}",
+            flush=True,
+        )
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -226,17 +298,31 @@ def profile(args: argparse.Namespace) -> None:
     columns = _columns()
     train = pd.read_csv(DATA / "adult_train.csv")[list(columns)]
     print(f"fit phases on Adult (seeded noise), bins={args.bins}, {args.rows} rows sampled")
-    print("mst: measure_select = read rows, 1-way + tree selection + 2-way measurement; "
-          "estimate = mirror descent")
-    print("aim: rows = read and count rows; select = rounds' selection + measurement; "
-          "estimate = rounds' warm-started estimations; final = last estimation")
+    print(
+        "mst: measure_select = read rows, 1-way + tree selection + 2-way measurement; "
+        "estimate = mirror descent"
+    )
+    print(
+        "aim: rows = read and count rows; select = rounds' selection + measurement; "
+        "estimate = rounds' warm-started estimations; final = last estimation"
+    )
     print(f"{'gen':>4} {'eps':>5} {'fit_s':>7} {'phases (s)':<70} {'sample_s':>8}")
     for name, eps in itertools.product(args.generators, args.epsilons):
-        out = _fit(name, columns, train, eps=eps, delta=args.delta, params={"bins": args.bins},
-                   seed=0, sample_rows=args.rows)
+        out = _fit(
+            name,
+            columns,
+            train,
+            eps=eps,
+            delta=args.delta,
+            params={"bins": args.bins},
+            seed=0,
+            sample_rows=args.rows,
+        )
         phases = ", ".join(f"{k[:-2]} {v:.2f}" for k, v in out["phases"].items())
-        print(f"{name:>4} {eps:>5g} {out['wall']:>7.2f} {phases:<70} {out['sample_s']:>8.2f}",
-              flush=True)
+        print(
+            f"{name:>4} {eps:>5g} {out['wall']:>7.2f} {phases:<70} {out['sample_s']:>8.2f}",
+            flush=True,
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -245,8 +331,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.3, 1.0, 3.0])
     parser.add_argument("--delta", type=float, default=1e-6)
     parser.add_argument("--bins", type=int, default=32, help="bins per numeric column")
-    parser.add_argument("--drop", nargs="*", default=[], help="columns to leave out (e.g. "
-                        "education: Private-PGM's Adult keeps only education-num)")
+    parser.add_argument(
+        "--drop",
+        nargs="*",
+        default=[],
+        help="columns to leave out (e.g. education: Private-PGM's Adult keeps only education-num)",
+    )
     parser.add_argument("--iters", type=int, default=None, help="estimation iterations")
     parser.add_argument("--rows", type=int, default=30000, help="synthetic rows (public)")
     parser.add_argument("--repeats", type=int, default=1)

@@ -25,19 +25,42 @@ def main() -> int:
         port = s.getsockname()[1]
     tmp = Path(tempfile.mkdtemp(prefix="bench-stack-"))
     bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PREFECT_HOME=str(tmp / "home"), SYNTHRELEASE_PREFECT_PORT=str(port),
-               BIN=str(bin_dir), PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp / "home"),
+        SYNTHRELEASE_PREFECT_PORT=str(port),
+        BIN=str(bin_dir),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+    )
     spec = adult_spec_for(tmp)
     rows = []
     t0 = time.perf_counter()
-    subprocess.run([str(ROOT / "scripts" / "stack.sh"), "up"], env=env, check=True, capture_output=True)
+    subprocess.run(
+        [str(ROOT / "scripts" / "stack.sh"), "up"], env=env, check=True, capture_output=True
+    )
     rows.append(("stack up", time.perf_counter() - t0))
     try:
         t1 = time.perf_counter()
-        run = subprocess.run([str(bin_dir / "prefect"), "deployment", "run", "release/adult",
-                              "--param", f"spec_path={spec}", "--watch", "--watch-timeout", "600"],
-                             env=env, cwd=ROOT, capture_output=True, text=True)
-        rows.append((f"deployment run release/adult (exit {run.returncode})", time.perf_counter() - t1))
+        run = subprocess.run(
+            [
+                str(bin_dir / "prefect"),
+                "deployment",
+                "run",
+                "release/adult",
+                "--param",
+                f"spec_path={spec}",
+                "--watch",
+                "--watch-timeout",
+                "600",
+            ],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        rows.append(
+            (f"deployment run release/adult (exit {run.returncode})", time.perf_counter() - t1)
+        )
     finally:
         t2 = time.perf_counter()
         subprocess.run([str(ROOT / "scripts" / "stack.sh"), "down"], env=env, capture_output=True)

@@ -64,8 +64,9 @@ def prepare(tmp: Path, *, quick: bool) -> dict[str, str]:
         train.to_parquet(paths.train, index=False)
         holdout.to_parquet(paths.holdout, index=False)
         rng = np.random.default_rng(0)
-        synthetic = pd.DataFrame({c: train[c].to_numpy()[rng.integers(0, len(train), 30_000)]
-                                  for c in train.columns})
+        synthetic = pd.DataFrame(
+            {c: train[c].to_numpy()[rng.integers(0, len(train), 30_000)] for c in train.columns}
+        )
         synthetic.to_parquet(paths.synthetic, index=False)
     else:
         pipeline.reserve(spec, run_id)
@@ -90,9 +91,15 @@ def tile(tmp: Path, run_id: str, k: int) -> None:
 def _warm_imports() -> None:
     import importlib
 
-    for name in ("synthrelease.validators.real", "synthrelease.validators.expectations",
-                 "synthrelease.validators.sdmetrics_reports", "great_expectations",
-                 "sdmetrics.reports.single_table", "sklearn.ensemble", "sklearn.linear_model"):
+    for name in (
+        "synthrelease.validators.real",
+        "synthrelease.validators.expectations",
+        "synthrelease.validators.sdmetrics_reports",
+        "great_expectations",
+        "sdmetrics.reports.single_table",
+        "sklearn.ensemble",
+        "sklearn.linear_model",
+    ):
         importlib.import_module(name)
 
 
@@ -104,13 +111,23 @@ def _check_on_dask(spec_path: str, run_id: str, spec, workers: int) -> tuple[flo
     from synthrelease import pipeline, run
 
     started = time.perf_counter()
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      host="127.0.0.1", dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(_warm_imports)  # a long-lived cluster has them loaded already
         startup = time.perf_counter() - started
         started = time.perf_counter()
-        futures = [client.submit(run.direct, f"{run.CHECK_PART}{part}", spec_path, run_id,
-                                 pure=False) for part in pipeline.check_parts(spec)]
+        futures = [
+            client.submit(run.direct, f"{run.CHECK_PART}{part}", spec_path, run_id, pure=False)
+            for part in pipeline.check_parts(spec)
+        ]
         client.gather(futures)
         pipeline.merge_checks(spec, run_id)
         return time.perf_counter() - started, startup
@@ -129,8 +146,11 @@ def one(tmp: Path, run_id: str, k: int, workers: int = 0) -> dict[str, object]:
     src = pipeline.run_paths(spec, run_id)
     paths = pipeline.run_paths(spec, f"{run_id}-x{k}")
     paths.train.parent.mkdir(parents=True, exist_ok=True)
-    for p, q in ((src.train, paths.train), (src.holdout, paths.holdout),
-                 (src.synthetic, paths.synthetic)):
+    for p, q in (
+        (src.train, paths.train),
+        (src.holdout, paths.holdout),
+        (src.synthetic, paths.synthetic),
+    ):
         shutil.copy(p.with_name(f"x{k}-{p.name}") if k > 1 else p, q)
     if workers:
         import yaml
@@ -147,9 +167,14 @@ def one(tmp: Path, run_id: str, k: int, workers: int = 0) -> dict[str, object]:
     stored = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     verdict = pipeline.gate(spec, f"{run_id}-x{k}")
     return {
-        "k": k, "workers": workers, "seconds": seconds, "startup": startup, "peak_rss_mb": resource.getrusage(
-            resource.RUSAGE_SELF).ru_maxrss / 1024, "checks": stored["seconds"],
-        "errors": stored["errors"], "passed": verdict["passed"],
+        "k": k,
+        "workers": workers,
+        "seconds": seconds,
+        "startup": startup,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "checks": stored["seconds"],
+        "errors": stored["errors"],
+        "passed": verdict["passed"],
         "failed": [c["name"] for c in verdict["checks"] if not c["passed"]],
     }
 
@@ -158,8 +183,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="stand-in synthetic table")
     parser.add_argument("--scale", type=int, nargs="+", default=[1], help="tile factors")
-    parser.add_argument("--dask", type=int, default=2, metavar="N",
-                        help="also run the parts on a local N-worker Dask cluster (0: no)")
+    parser.add_argument(
+        "--dask",
+        type=int,
+        default=2,
+        metavar="N",
+        help="also run the parts on a local N-worker Dask cluster (0: no)",
+    )
     parser.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -174,23 +204,44 @@ def main() -> None:
         rows = []
         for k in args.scale:
             for workers in (0, args.dask) if args.dask else (0,):
-                out = subprocess.run([sys.executable, __file__, "--one", folder, ctx["run_id"],
-                                      str(k), str(workers)], capture_output=True, text=True,
-                                     check=True)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--one",
+                        folder,
+                        ctx["run_id"],
+                        str(k),
+                        str(workers),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\ncheck step on Adult ({'stand-in' if args.quick else 'MST epsilon 1'} synthetic), "
-          f"{os.cpu_count()} CPUs")
-    print("| train x holdout x synthetic rows | how | wall s | peak RSS MB | gate | slowest checks (s) |")
+    print(
+        f"\ncheck step on Adult ({'stand-in' if args.quick else 'MST epsilon 1'} synthetic), "
+        f"{os.cpu_count()} CPUs"
+    )
+    print(
+        "| train x holdout x synthetic rows | how | wall s | peak RSS MB | gate | slowest checks (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in rows:
         k = int(r["k"])
         slow = sorted(r["checks"].items(), key=lambda kv: -kv[1])[:4]
         gate = "passed" if r["passed"] else "FAILED: " + ", ".join(r["failed"])
-        how = (f"parts on Dask, {r['workers']} workers (+{r['startup']:.0f} s cluster start)"
-               if r["workers"] else "one process")
-        print(f"| {32561 * k} x {16281 * k} x {30000 * k} | {how} | {r['seconds']:.1f} | "
-              f"{r['peak_rss_mb']:.0f} | {gate} | "
-              + ", ".join(f"{n} {s:.1f}" for n, s in slow) + " |")
+        how = (
+            f"parts on Dask, {r['workers']} workers (+{r['startup']:.0f} s cluster start)"
+            if r["workers"]
+            else "one process"
+        )
+        print(
+            f"| {32561 * k} x {16281 * k} x {30000 * k} | {how} | {r['seconds']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {gate} | "
+            + ", ".join(f"{n} {s:.1f}" for n, s in slow)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

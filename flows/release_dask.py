@@ -15,17 +15,21 @@ existing scheduler's address).
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 
 from synthrelease.flows.release import release_run
 from synthrelease.flows.release_many import dask_runner
+from synthrelease.pipeline import ReleaseSummary
 
 
-@flow(name="release-dask", persist_result=False, log_prints=False, validate_parameters=True,
-      task_runner=dask_runner())
-def release_dask(spec_path: str) -> dict[str, Any]:
+@flow(
+    name="release-dask",
+    persist_result=False,
+    log_prints=False,
+    validate_parameters=True,
+    task_runner=dask_runner(),
+)
+def release_dask(spec_path: str) -> ReleaseSummary:
     """Release one table, validating on Dask (see the module docstring)."""
     return release_run(spec_path, parallel_checks=True)
 

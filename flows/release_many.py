@@ -8,18 +8,17 @@ side by side. Result persistence and caching are off.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect_dask import DaskTaskRunner
 
 from synthrelease import run
+from synthrelease.pipeline import ReleaseSummary
 
 
 @task(name="release-table", cache_policy=NO_CACHE, persist_result=False)
-def release_table(spec_path: str) -> dict[str, Any]:
-    return run.run_release(spec_path)
+def release_table(spec_path: str) -> ReleaseSummary:
+    return run.release(spec_path)
 
 
 def dask_runner(*, workers: int = 2, address: str | None = None) -> DaskTaskRunner:
@@ -38,7 +37,7 @@ def dask_runner(*, workers: int = 2, address: str | None = None) -> DaskTaskRunn
 
 
 @flow(name="release-many", persist_result=False, task_runner=dask_runner())
-def release_many(spec_paths: list[str]) -> list[dict[str, Any]]:
+def release_many(spec_paths: list[str]) -> list[ReleaseSummary]:
     """Release every spec; raises if any failed (the others still complete)."""
     futures = [release_table.submit(p) for p in spec_paths]
     states = [f.wait() or f.state for f in futures]

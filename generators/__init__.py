@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.marginal.aim import AIMGenerator
 from synthrelease.generators.base import META_FILE, DPGenerator
+from synthrelease.generators.marginal.aim import AIMGenerator
 from synthrelease.generators.marginal.mst import MSTGenerator
 from synthrelease.spec import GENERATOR_NAMES, GeneratorSpec
 
@@ -40,8 +41,13 @@ def _generator_class(name: str) -> type[DPGenerator]:
 
 
 def build_generator(
-    spec: GeneratorSpec, columns: Mapping[str, Any], *, epsilon: float, delta: float,
-    domain_share: float | None = None, target: str | None = None,
+    spec: GeneratorSpec,
+    columns: Mapping[str, Any],
+    *,
+    epsilon: float,
+    delta: float,
+    domain_share: float | None = None,
+    target: str | None = None,
 ) -> DPGenerator:
     """An unfitted generator for a spec's ``generator`` section (params validated).
 
@@ -69,4 +75,12 @@ def load_generator(path: Path | str) -> DPGenerator:
     return _generator_class(str(name)).load(path)
 
 
-__all__ = ["GENERATORS", "LAZY_GENERATORS", "AIMGenerator", "DPGenerator", "MSTGenerator", "build_generator", "load_generator"]
+__all__ = [
+    "GENERATORS",
+    "LAZY_GENERATORS",
+    "AIMGenerator",
+    "DPGenerator",
+    "MSTGenerator",
+    "build_generator",
+    "load_generator",
+]

@@ -15,8 +15,9 @@ spent. All privacy parameters are keyword-only.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 ACCOUNTANT = "zCDP (Canonne-Kamath-Steinke conversion)"
 _MAX_BISECTIONS = 1000  # stops earlier, once the interval cannot shrink in floating point
@@ -132,12 +133,18 @@ class PrivacyReport:
             raise ValueError("privacy report lines do not sum to its rho")
 
     @classmethod
-    def from_lines(cls, lines: Iterable[BudgetLine], *, delta: float,
-                   settings: Mapping[str, Any] | None = None) -> "PrivacyReport":
+    def from_lines(
+        cls, lines: Iterable[BudgetLine], *, delta: float, settings: Mapping[str, Any] | None = None
+    ) -> PrivacyReport:
         lines = tuple(lines)
         rho = math.fsum(line.rho for line in lines)
-        return cls(epsilon=cdp_eps(rho=rho, delta=delta), delta=delta, rho=rho, lines=lines,
-                   settings=dict(settings or {}))
+        return cls(
+            epsilon=cdp_eps(rho=rho, delta=delta),
+            delta=delta,
+            rho=rho,
+            lines=lines,
+            settings=dict(settings or {}),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,7 +157,7 @@ class PrivacyReport:
         }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "PrivacyReport":
+    def from_dict(cls, raw: Mapping[str, Any]) -> PrivacyReport:
         return cls(
             epsilon=float(raw["epsilon"]),
             delta=float(raw["delta"]),

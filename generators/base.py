@@ -1,4 +1,4 @@
-"""The interface every DP generator implements (MST now; AIM and DP-SGD models later).
+"""The interface every DP generator implements (MST, AIM, DP-SGD).
 
 SDV-style: ``Gen(columns, epsilon=, delta=, params=)`` -> ``fit(table, noise=)`` (the
 only step that reads sensitive rows, inside the generator's own trusted module) ->
@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,16 @@ FORMAT_VERSION = 1
 META_FILE = "generator.json"
 ARRAYS_FILE = "arrays.npz"
 _COLUMN = TypeAdapter(Column)
+
+
+def columns_to_json(columns: Mapping[str, Column]) -> dict[str, Any]:
+    """The public column spec as JSON-able dicts (what a saved generator stores)."""
+    return {n: _COLUMN.dump_python(c, mode="json") for n, c in columns.items()}
+
+
+def columns_from_json(raw: Mapping[str, Any]) -> dict[str, Column]:
+    """Inverse of :func:`columns_to_json` (raises pydantic's ValidationError)."""
+    return {n: _COLUMN.validate_python(c) for n, c in raw.items()}
 
 
 class GeneratorParams(BaseModel):
@@ -116,7 +127,9 @@ class DPGenerator(ABC):
         if not isinstance(table, SensitiveTable):
             raise GeneratorError(f"{self.name}.fit takes a SensitiveTable")
         if not isinstance(noise, NoiseSource):
-            raise GeneratorError(f"{self.name}.fit takes noise=NoiseSource (never a numpy generator)")
+            raise GeneratorError(
+                f"{self.name}.fit takes noise=NoiseSource (never a numpy generator)"
+            )
 
     @staticmethod
     def _check_rows(num_rows: int) -> int:
@@ -139,7 +152,7 @@ class DPGenerator(ABC):
             "epsilon": self.epsilon,
             "delta": self.delta,
             "params": self.params.model_dump(mode="json"),
-            "columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in self.columns.items()},
+            "columns": columns_to_json(self.columns),
             "report": report.to_dict(),
             "state": meta,
         }
@@ -149,7 +162,7 @@ class DPGenerator(ABC):
         return path
 
     @classmethod
-    def load(cls, path: Path | str) -> "DPGenerator":
+    def load(cls, path: Path | str) -> DPGenerator:
         """Read a generator written by :meth:`save`; needs no data."""
         path = Path(path)
         try:
@@ -167,7 +180,7 @@ class DPGenerator(ABC):
             version = doc.get("format_version")
             raise GeneratorError(f"{path}: unsupported format version {version!r}")
         try:
-            columns = {n: _COLUMN.validate_python(c) for n, c in doc["columns"].items()}
+            columns = columns_from_json(doc["columns"])
             gen = cls(columns, epsilon=doc["epsilon"], delta=doc["delta"], params=doc["params"])
             report = PrivacyReport.from_dict(doc["report"])
         except (KeyError, TypeError, AttributeError, ValueError):

@@ -8,12 +8,13 @@ Encoding refuses values outside the declared domain (naming the column, never th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
+from synthrelease import values as normalise
 from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.spec import (
     BooleanColumn,
@@ -23,8 +24,6 @@ from synthrelease.spec import (
 )
 
 DEFAULT_BINS = 32
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
-_FALSE = {"false", "0", "no", "f", "n", "0.0"}
 
 
 @dataclass(frozen=True)
@@ -42,10 +41,6 @@ class ColumnCoder:
     @property
     def size(self) -> int:
         return self.bins + (1 if self.nullable else 0)
-
-    @property
-    def null_code(self) -> int | None:
-        return self.bins if self.nullable else None
 
     # ---------------------------------------------------------------- numeric helpers
     def _numeric_bounds(self) -> tuple[float, float]:
@@ -89,15 +84,10 @@ class ColumnCoder:
                 idx[unknown] = len(labels)
             codes[present] = idx
         elif isinstance(s, BooleanColumn):
-            vals = values[present]
-            if vals.dtype == bool:
-                codes[present] = vals.to_numpy().astype(np.int64)
-            else:
-                text = vals.astype(str).str.strip().str.lower()
-                is_true, is_false = text.isin(_TRUE).to_numpy(), text.isin(_FALSE).to_numpy()
-                if not (is_true | is_false).all():
-                    raise self._fail("has values that are not booleans")
-                codes[present] = is_true.astype(np.int64)
+            read = normalise.boolean(values[present])  # the one boolean reader
+            if read.unreadable.any():
+                raise self._fail("has values that are not booleans")
+            codes[present] = read.values.to_numpy(dtype=bool).astype(np.int64)
         else:
             x = self._as_float(values[present])
             lo, hi = self._numeric_bounds()
@@ -120,8 +110,9 @@ class ColumnCoder:
         edges = getattr(self.spec, "edges", None)
         return None if edges is None else np.asarray(edges, dtype=float)
 
-    def _decode_edges(self, k: np.ndarray, edges: np.ndarray, rng: np.random.Generator, *,
-                      integer: bool) -> np.ndarray:
+    def _decode_edges(
+        self, k: np.ndarray, edges: np.ndarray, rng: np.random.Generator, *, integer: bool
+    ) -> np.ndarray:
         """A value drawn uniformly inside bin k = [e_k, e_k+1) (the last one closed); for
         integer columns, uniformly among the bin's integers."""
         lo, hi = self._numeric_bounds()
@@ -166,8 +157,10 @@ class ColumnCoder:
         lo, hi = self._numeric_bounds()
         edges = self._edges()
         if edges is not None:
-            out = pd.Series(self._decode_edges(k, edges, rng, integer=s.integer),
-                            dtype="Int64" if s.integer else float)
+            out = pd.Series(
+                self._decode_edges(k, edges, rng, integer=s.integer),
+                dtype="Int64" if s.integer else float,
+            )
             out[null] = pd.NA if s.integer else np.nan
             return out.rename(self.name)
         if self._integer_steps():

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from statistics import NormalDist
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,8 +80,10 @@ def dp_row_count(table: SensitiveTable, *, rho: float, noise: NoiseSource) -> fl
 # --------------------------------------------------------------------------- bounds
 def grid_edges() -> np.ndarray:
     """The public grid: -inf, -2^50, ..., -2^-8, 0, 2^-8, ..., 2^50, +inf."""
-    exps = np.arange(GRID_MIN_EXP * GRID_STEPS_PER_OCTAVE,
-                     GRID_MAX_EXP * GRID_STEPS_PER_OCTAVE + 1) / GRID_STEPS_PER_OCTAVE
+    exps = (
+        np.arange(GRID_MIN_EXP * GRID_STEPS_PER_OCTAVE, GRID_MAX_EXP * GRID_STEPS_PER_OCTAVE + 1)
+        / GRID_STEPS_PER_OCTAVE
+    )
     pos = np.exp2(exps)
     return np.concatenate([[-np.inf], -pos[::-1], [0.0], pos, [np.inf]])
 
@@ -102,7 +105,12 @@ def _numeric_values(values: pd.Series, name: str) -> np.ndarray:
 
 
 def dp_bounds(
-    table: SensitiveTable, name: str, *, rho: float, noise: NoiseSource, integer: bool = False,
+    table: SensitiveTable,
+    name: str,
+    *,
+    rho: float,
+    noise: NoiseSource,
+    integer: bool = False,
 ) -> tuple[float, float]:
     """DP (lower, upper) of a numeric column from a noisy histogram on the public grid."""
     x = _numeric_values(_column(table, name), name)
@@ -136,7 +144,12 @@ def category_threshold(*, sigma: float, delta: float) -> float:
 
 
 def dp_categories(
-    table: SensitiveTable, name: str, *, rho: float, delta: float, noise: NoiseSource,
+    table: SensitiveTable,
+    name: str,
+    *,
+    rho: float,
+    delta: float,
+    noise: NoiseSource,
 ) -> tuple[str, ...]:
     """The values of a categorical column whose noisy count clears the threshold."""
     if not 0 < delta < 1:
@@ -162,8 +175,12 @@ def _other_label(spec: CategoricalColumn, labels: tuple[str, ...]) -> str:
 
 
 def resolve_columns(
-    table: SensitiveTable, columns: Mapping[str, Any], *, rho_each: float,
-    delta_each: float, noise: NoiseSource,
+    table: SensitiveTable,
+    columns: Mapping[str, Any],
+    *,
+    rho_each: float,
+    delta_each: float,
+    noise: NoiseSource,
 ) -> tuple[dict[str, Any], list[tuple[str, float, float]]]:
     """Columns with every undeclared domain replaced by its DP estimate.
 
@@ -189,7 +206,8 @@ def resolve_columns(
         else:
             labels = dp_categories(table, name, rho=rho_each, delta=delta_each, noise=noise)
             resolved[name] = spec.model_copy(
-                update={"categories": labels, "other": _other_label(spec, labels)})
+                update={"categories": labels, "other": _other_label(spec, labels)}
+            )
             spent.append((f"categories of {name}", rho_each, delta_each))
     if spent:
         logger.info("dp_domain: estimated %d undeclared domain(s) with DP", len(spent))

@@ -11,14 +11,15 @@ is a boundary of the fine grid (:func:`grid_boundaries`, a function of the decla
 bounds only): the public grid the release stores, never a noisy float.
 
 Reads no rows itself: :func:`grid_columns` says how to encode the fine grid and the
-generator's trusted encoder (``marginal_data.encode_rows``) produces the codes whose
+generator's trusted encoder (``marginal.data.encode_rows``) produces the codes whose
 exact histograms reach :func:`noisy_edges` only to be noised.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -38,10 +39,10 @@ def check_columns(columns: Mapping[str, Any], names: Sequence[str]) -> None:
         spec = columns.get(name)
         if not isinstance(spec, NumericalColumn):
             raise GeneratorError(
-                f"quantile_edges: column {name!r} is not a numerical column of the schema")
+                f"quantile_edges: column {name!r} is not a numerical column of the schema"
+            )
         if spec.edges is not None:
-            raise GeneratorError(
-                f"quantile_edges: column {name!r} already declares its edges")
+            raise GeneratorError(f"quantile_edges: column {name!r} already declares its edges")
 
 
 def grid_columns(columns: Mapping[str, Any], names: Sequence[str]) -> dict[str, NumericalColumn]:
@@ -73,8 +74,15 @@ def sigma_for(rho: float, count: int) -> float:
     return math.sqrt(count / (2.0 * rho)) * (1 + _MARGIN)
 
 
-def noisy_edges(counts: np.ndarray, boundaries: np.ndarray, spec: NumericalColumn, *,
-                bins: int, sigma: float, noise: NoiseSource) -> tuple[float, ...]:
+def noisy_edges(
+    counts: np.ndarray,
+    boundaries: np.ndarray,
+    spec: NumericalColumn,
+    *,
+    bins: int,
+    sigma: float,
+    noise: NoiseSource,
+) -> tuple[float, ...]:
     """Interior edges at the noisy ``k / bins`` quantiles (SENSITIVE input ``counts`` is
     used only through the Gaussian noise added here)."""
     noisy = np.maximum(counts + noise.normal(sigma, counts.size), 0.0)
@@ -89,5 +97,8 @@ def noisy_edges(counts: np.ndarray, boundaries: np.ndarray, spec: NumericalColum
 
 
 def quantile_line(count: int, sigma: float) -> BudgetLine:
-    return BudgetLine(f"DP quantile edges ({count} column{'s' if count != 1 else ''})",
-                      count / (2 * sigma**2), "Gaussian (noisy histogram)")
+    return BudgetLine(
+        f"DP quantile edges ({count} column{'s' if count != 1 else ''})",
+        count / (2 * sigma**2),
+        "Gaussian (noisy histogram)",
+    )

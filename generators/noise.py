@@ -19,14 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-
-if TYPE_CHECKING:
-    from synthrelease.spec import Privacy
+from synthrelease.spec import Privacy
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +65,12 @@ class NoiseSource:
 
     # ------------------------------------------------------------------ constructors
     @classmethod
-    def secure(cls) -> "NoiseSource":
+    def secure(cls) -> NoiseSource:
         """Noise from the OS CSPRNG (for releases)."""
         return cls(mode="secure")
 
     @classmethod
-    def seeded(cls, seed: int) -> "NoiseSource":
+    def seeded(cls, seed: int) -> NoiseSource:
         """Reproducible pseudo-random noise (tests only: a known seed gives no privacy)."""
         return cls(mode="seeded", seed=int(seed))
 
@@ -134,7 +131,7 @@ class NoiseSource:
         return np.random.Generator(np.random.PCG64(self._seed_seq.spawn(1)[0]))
 
 
-def make_noise(privacy: "Privacy") -> NoiseSource:
+def make_noise(privacy: Privacy) -> NoiseSource:
     """The noise source a release spec asks for (``privacy.noise`` / ``privacy.seed``)."""
     if privacy.noise == "secure":
         return NoiseSource.secure()

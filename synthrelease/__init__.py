@@ -35,7 +35,7 @@ def _ref(name: str, version: str) -> tuple[str, str]:
 
 def load(
     name: str, version: str = "latest", *, store: str | None = None, allow_withdrawn: bool = False
-) -> "pd.DataFrame":
+) -> pd.DataFrame:
     """The synthetic table of release ``name`` (``version`` or ``latest``), hash-verified.
 
     ``store`` is an fsspec URI (a folder, ``s3://bucket/prefix``); default
@@ -53,7 +53,7 @@ def load_model(
     *,
     store: str | None = None,
     allow_withdrawn: bool = False,
-) -> "ReleasedModel":
+) -> ReleasedModel:
     """A model published with release ``name`` (trained on its synthetic table only),
     hash-verified, as a :class:`~synthrelease.models.runtime.ReleasedModel`: ``predict``,
     ``predict_proba``, ``session`` (onnxruntime) and ``card``. ``model`` may be left out

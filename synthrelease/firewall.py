@@ -28,11 +28,13 @@ import json
 import logging
 import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.errors import FirewallError
+from synthrelease.models.train import reproduce
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,9 @@ PICKLE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".joblib", ".dill", ".pt", ".pth", ".ckpt", ".sav", ".bin", ".npy"}
 )
 RESERVED = frozenset({"manifest.json", "README.md", "LATEST", "history.json", "index.html"})
-REL_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,7}$")
+REL_RE = re.compile(
+    r"^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}(/[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}){0,7}$"
+)
 ONNX_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
 CARD_NAME = "card.json"
 
@@ -95,8 +99,10 @@ def sha256_path(path: Path) -> str:
 def check_relpath(rel: str) -> str:
     """A release-relative path: plain names, no '..', no hidden or reserved files."""
     if not isinstance(rel, str) or not REL_RE.match(rel) or ".." in rel.split("/"):
-        raise FirewallError(f"refused file name {rel!r}: letters, digits, '_-.' and '/' only, "
-                            "no '..', no leading dot")
+        raise FirewallError(
+            f"refused file name {rel!r}: letters, digits, '_-.' and '/' only, "
+            "no '..', no leading dot"
+        )
     if rel in RESERVED:
         raise FirewallError(f"refused file {rel!r}: the store writes it itself")
     return rel
@@ -128,8 +134,9 @@ def inspect_artifacts(
             raise FirewallError(
                 f"refused {rel!r}: no passing row scan against the sensitive rows covers it"
             )
-    models = tuple(sorted(rel for rel, p in provenance.items()
-                          if p == Provenance.TRAINED_ON_SYNTHETIC.value))
+    models = tuple(
+        sorted(rel for rel, p in provenance.items() if p == Provenance.TRAINED_ON_SYNTHETIC.value)
+    )
     for rel in models:
         _check_model_lineage(rel, files, hashes, provenance)
     log.info("firewall cleared %d files", len(hashes))
@@ -140,7 +147,9 @@ def inspect_artifacts(
 def _check_type(rel: str, path: Path, prov: Provenance, *, allow_generator: bool) -> None:
     suffix = Path(rel).suffix.lower()
     if suffix in PICKLE_SUFFIXES:
-        raise FirewallError(f"refused {rel!r}: pickles and opaque binary formats are never published")
+        raise FirewallError(
+            f"refused {rel!r}: pickles and opaque binary formats are never published"
+        )
     if prov is Provenance.DP_GENERATOR:
         if not allow_generator:
             raise FirewallError(
@@ -160,7 +169,9 @@ def _check_type(rel: str, path: Path, prov: Provenance, *, allow_generator: bool
         raise FirewallError(f"refused {rel!r}: cannot read it ({type(exc).__name__})") from None
     if _looks_pickled(data):
         raise FirewallError(f"refused {rel!r}: its content is a pickle")
-    checker = {".parquet": _parquet, ".onnx": _onnx, ".npz": _npz, ".json": _json}.get(suffix, _text)
+    checker = {".parquet": _parquet, ".onnx": _onnx, ".npz": _npz, ".json": _json}.get(
+        suffix, _text
+    )
     checker(rel, data)
 
 
@@ -175,7 +186,7 @@ def _parquet(rel: str, data: bytes) -> None:
         raise FirewallError(f"refused {rel!r}: not a Parquet file")
     try:
         pq.read_metadata(io.BytesIO(data))
-    except Exception:  # noqa: BLE001 - any parse failure is a refusal
+    except Exception:
         raise FirewallError(f"refused {rel!r}: not a readable Parquet file") from None
 
 
@@ -184,7 +195,7 @@ def _onnx(rel: str, data: bytes) -> None:
 
     try:
         model = onnx.load_model_from_string(data)
-    except Exception:  # noqa: BLE001
+    except Exception:
         raise FirewallError(f"refused {rel!r}: not an ONNX model") from None
     domains = {op.domain for op in model.opset_import} | {n.domain for n in model.graph.node}
     if not domains <= ONNX_DOMAINS:
@@ -208,7 +219,7 @@ def _npz(rel: str, data: bytes) -> None:
                     raise ValueError("non-numeric array")
     except FirewallError:
         raise
-    except Exception:  # noqa: BLE001 - object arrays raise ValueError with allow_pickle=False
+    except Exception:
         raise FirewallError(f"refused {rel!r}: not a numeric-only .npz archive") from None
 
 
@@ -241,13 +252,14 @@ def _check_model_lineage(
         table_sha = card["training_data"]["sha256"]
     except (OSError, ValueError, KeyError, TypeError):
         raise FirewallError(f"refused {rel!r}: its model card is unreadable") from None
-    if provenance.get(table_rel) != Provenance.SYNTHETIC.value or hashes.get(table_rel) != table_sha:
+    if (
+        provenance.get(table_rel) != Provenance.SYNTHETIC.value
+        or hashes.get(table_rel) != table_sha
+    ):
         raise FirewallError(
             f"refused {rel!r}: its card does not name a synthetic table of this release "
             "as its training data"
         )
-    from synthrelease.models.train import reproduce
-
     rebuilt = reproduce(card, Path(files[table_rel].path))
     if hashlib.sha256(rebuilt).hexdigest() != hashes[rel]:
         raise FirewallError(

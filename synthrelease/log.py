@@ -12,8 +12,8 @@ import logging
 import os
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 _STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -21,7 +21,9 @@ _STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", (), None))) | {"messag
 class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         base = super().format(record)
-        extras = {k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")}
+        extras = {
+            k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")
+        }
         if extras:
             base += " " + " ".join(f"{k}={v}" for k, v in sorted(extras.items()))
         return base
@@ -41,7 +43,9 @@ class _StderrHandler(logging.StreamHandler):
 
 def configure(*, verbose: bool = False) -> None:
     handler = _StderrHandler()
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    handler.setFormatter(
+        KeyValueFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+    )
     root = logging.getLogger("synthrelease")
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)

@@ -17,8 +17,9 @@ the catalog.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.spec import ReleaseSpec
 
@@ -56,8 +57,12 @@ def metadata_provenance(spec: ReleaseSpec) -> dict[str, Any]:
         },
         "synthetic_rows": prov.synthetic_rows,
         "delta": prov.delta,
-        "domain_estimate": None if estimate is None else {
-            "epsilon": estimate.epsilon, "delta": estimate.delta, "ledger_run_id": estimate.run_id,
+        "domain_estimate": None
+        if estimate is None
+        else {
+            "epsilon": estimate.epsilon,
+            "delta": estimate.delta,
+            "ledger_run_id": estimate.run_id,
             "note": "spent by `spec draft --dp` on the domains marked 'dp', before this "
             "release; the published data depends on the rows through both spends, so "
             "its end-to-end guarantee is the sum (see privacy.end_to_end)",
@@ -96,13 +101,16 @@ def build_manifest(
     estimate = spec.provenance.domain_estimate
     end_to_end = {"epsilon": eps, "delta": delta}
     if estimate is not None:
-        end_to_end = {"epsilon": eps + estimate.epsilon, "delta": delta + estimate.delta,
-                      "includes": "this release and the DP domain estimate of `spec draft --dp`"}
+        end_to_end = {
+            "epsilon": eps + estimate.epsilon,
+            "delta": delta + estimate.delta,
+            "includes": "this release and the DP domain estimate of `spec draft --dp`",
+        }
     return {
         "noise": noise_label(mode),
         "format": MANIFEST_FORMAT,
         "dataset": spec.name,
-        "created": created.astimezone(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": created.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "privacy": {
             "epsilon": eps,
             "delta": delta,
@@ -113,8 +121,11 @@ def build_manifest(
             "declared in the spec, or DP estimates charged to the budget (a line of "
             "the details, or the draft's own ledger entry) where the spec says "
             "provenance 'dp'"
-            + ("; EXCEPT the domains marked 'drafted' (read from the rows without DP)"
-               if provenance["not_dp"] else ""),
+            + (
+                "; EXCEPT the domains marked 'drafted' (read from the rows without DP)"
+                if provenance["not_dp"]
+                else ""
+            ),
             "neighbouring": neighbouring,
             "end_to_end": end_to_end,
             "details": dict(privacy),
@@ -157,23 +168,39 @@ def provenance_lines(manifest: Mapping[str, Any]) -> list[str]:
     drafted_values = [k for k in ("synthetic_rows", "delta") if prov.get(k) == "drafted"]
     if drafted_values:
         lines.append(
-            "- **NOT differentially private: " + ", ".join(f"`{k}`" for k in drafted_values)
+            "- **NOT differentially private: "
+            + ", ".join(f"`{k}`" for k in drafted_values)
             + " derived from the original rows (their count) without DP.**"
         )
     if by_kind.get("dp"):
         est = prov.get("domain_estimate")
-        cost = (f" under ({est['epsilon']:g}, {est['delta']:g})-DP (charged to the table's "
-                "budget before this release)") if est else " under DP, charged to the budget"
-        lines.append("- The domains of " + ", ".join(f"`{c}`" for c in by_kind["dp"])
-                     + f" were estimated from the rows{cost}.")
+        cost = (
+            (
+                f" under ({est['epsilon']:g}, {est['delta']:g})-DP (charged to the table's "
+                "budget before this release)"
+            )
+            if est
+            else " under DP, charged to the budget"
+        )
+        lines.append(
+            "- The domains of "
+            + ", ".join(f"`{c}`" for c in by_kind["dp"])
+            + f" were estimated from the rows{cost}."
+        )
     if by_kind.get("declared"):
-        lines.append("- The domains of " + ", ".join(f"`{c}`" for c in by_kind["declared"])
-                     + " are public metadata declared by the data custodian.")
+        lines.append(
+            "- The domains of "
+            + ", ".join(f"`{c}`" for c in by_kind["declared"])
+            + " are public metadata declared by the data custodian."
+        )
     rules = sorted({c.get("out_of_domain") for c in cols.values() if c.get("out_of_domain")})
     if rules:
-        lines.append("- Values outside a domain were handled row by row ("
-                     + ", ".join(rules) + "; per column in `manifest.json`), never by "
-                     "stopping the run.")
+        lines.append(
+            "- Values outside a domain were handled row by row ("
+            + ", ".join(rules)
+            + "; per column in `manifest.json`), never by "
+            "stopping the run."
+        )
     return lines
 
 
@@ -184,35 +211,54 @@ def release_readme(manifest: Mapping[str, Any]) -> str:
     checks = manifest["gate"].get("checks", [])
     seeded = manifest.get("noise") == SEEDED_NOISE
     lines = [
-        *([f"**noise: {SEEDED_NOISE}**: this release was made with reproducible test "
-           "noise; it offers NO privacy. Do not use it for real data.", ""] if seeded else []),
+        *(
+            [
+                f"**noise: {SEEDED_NOISE}**: this release was made with reproducible test "
+                "noise; it offers NO privacy. Do not use it for real data.",
+                "",
+            ]
+            if seeded
+            else []
+        ),
         f"# {manifest['dataset']} — synthetic release {manifest['version']}",
         "",
         "This folder holds **synthetic data** generated by a differentially private (DP) "
         "model: its rows are drawn from the model, not copied from the original table. "
-        + ("The fitted DP generator is published too (`generator/`): it saw the original "
-           "rows only through the DP mechanism, so releasing it is post-processing."
-           if manifest.get("publication", {}).get("generator") else
-           "The generator itself was trained with DP and is not published."),
+        + (
+            "The fitted DP generator is published too (`generator/`): it saw the original "
+            "rows only through the DP mechanism, so releasing it is post-processing."
+            if manifest.get("publication", {}).get("generator")
+            else "The generator itself was trained with DP and is not published."
+        ),
         "",
         "## Privacy guarantee",
         f"- ({p['epsilon']:g}, {p['delta']:g})-differential privacy, end to end, under "
         f"{p.get('neighbouring', 'add/remove one row')} neighbouring tables; accountant: "
         f"{p['accountant']}.",
-        *([f"- With the DP domain estimate of `spec draft --dp`: "
-           f"({p['end_to_end']['epsilon']:g}, {p['end_to_end']['delta']:g})-DP in total."]
-          if (p.get("end_to_end") or {}).get("includes") else []),
+        *(
+            [
+                f"- With the DP domain estimate of `spec draft --dp`: "
+                f"({p['end_to_end']['epsilon']:g}, {p['end_to_end']['delta']:g})-DP in total."
+            ]
+            if (p.get("end_to_end") or {}).get("includes")
+            else []
+        ),
         f"- Generator: `{manifest['generator']['name']}` with parameters "
         f"`{manifest['generator']['params']}`.",
-        *(provenance_lines(manifest) if manifest.get("provenance") else [
-            "- Bounds and category sets are public metadata declared by the data custodian."]),
+        *(
+            provenance_lines(manifest)
+            if manifest.get("provenance")
+            else ["- Bounds and category sets are public metadata declared by the data custodian."]
+        ),
         "",
         "## Contents",
         f"- {manifest['synthetic_rows']} synthetic rows, {len(cols)} columns: "
         + ", ".join(f"`{c}` ({v['type']})" for c, v in cols.items()),
-        *[f"- model `{m['name']}` ({m['kind']}, {m['algorithm']}, target `{m['target']}`): "
-          f"`{m['file']}`, card `{m['card']}`; trained on the synthetic table only"
-          for m in manifest.get("models", [])],
+        *[
+            f"- model `{m['name']}` ({m['kind']}, {m['algorithm']}, target `{m['target']}`): "
+            f"`{m['file']}`, card `{m['card']}`; trained on the synthetic table only"
+            for m in manifest.get("models", [])
+        ],
         "- `manifest.json`: DP accounting, schema, gate verdicts, sha256 and provenance of "
         "every file.",
         "",
@@ -225,9 +271,11 @@ def release_readme(manifest: Mapping[str, Any]) -> str:
         "```python",
         "import synthrelease",
         f"df = synthrelease.load({manifest['dataset']!r}, version={manifest['version']!r})",
-        *[f"model = synthrelease.load_model({manifest['dataset']!r}, model={m['name']!r}, "
-          f"version={manifest['version']!r})  # onnxruntime; model.predict(df)"
-          for m in manifest.get("models", [])],
+        *[
+            f"model = synthrelease.load_model({manifest['dataset']!r}, model={m['name']!r}, "
+            f"version={manifest['version']!r})  # onnxruntime; model.predict(df)"
+            for m in manifest.get("models", [])
+        ],
         "```",
         f"or `synthrelease pull {manifest['release_id']} -o DIR` (hashes are verified).",
         "",

@@ -1,15 +1,14 @@
-"""One release, sequenced in one place.
+"""One release, in order: the steps of :mod:`synthrelease.pipeline` as plain functions.
 
-``run_release`` is the order of the steps and the ledger rules around them. The Prefect
-flow passes a ``call`` that runs each step as a task; ``release_many`` and the tests use
-the default, which calls the step directly. A step receives the run's private folder (a
-reference), never data, and reads the spec frozen there at ``pin`` time.
+:func:`release` is the whole sequence; the Prefect flows (``flows/release.py``) wrap the
+same step functions below as tasks and read the same way. A step takes the run's private
+folder (a reference) and reads the spec frozen there by :func:`opened`.
 
-What a step that may read rows shows in public does not depend on the rows: inside
-:func:`direct` such a step logs, prints and warns only into the run's private folder,
-returns nothing, and never raises; a failure is recorded privately and the run goes on
-as a no-op to ``finish``, the one step that speaks in public (see
-:func:`synthrelease.pipeline.finish`).
+What a step that may read rows shows in public does not depend on the rows:
+:func:`private_step` runs it inside the run's private channel (logs, prints and warnings
+go to the run's folder), returns nothing and never raises; a failure is recorded
+privately and the later steps do nothing, up to ``finish``, the one step that speaks in
+public (:func:`synthrelease.pipeline.finish`).
 """
 
 from __future__ import annotations
@@ -20,65 +19,78 @@ import logging
 import os
 import socket
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
 
 from synthrelease import pipeline
 from synthrelease.errors import ChargedRunError, ConcurrentRunError
+from synthrelease.ledger import open_ledger
 from synthrelease.log import private_channel
-from synthrelease.pipeline import PinnedRun
-from synthrelease.private.workspace import FILE_MODE, Workspace, private_dir
+from synthrelease.owner_only import FILE_MODE, private_dir
+from synthrelease.pipeline import PinnedRun, ReleaseSummary
+from synthrelease.private.workspace import Workspace
 from synthrelease.spec import ReleaseSpec, load_spec
+from synthrelease.validators.summary import verdict_markdown
 
 log = logging.getLogger(__name__)
-
-# The steps that may read sensitive rows (or figures computed on them): private output.
-STEPS: dict[str, Callable[..., Any]] = {
-    "train": pipeline.train,
-    "sample": pipeline.sample,
-    "check": pipeline.check,
-    "check_part": pipeline.check_part,  # one part of "check" (parallel flows), + part name
-    "merge_checks": pipeline.merge_checks,  # after the parts of "check" (parallel flows)
-    "gate": pipeline.gate,
-    "publish": pipeline.publish,
-}
-# The steps that read no row and speak in public: reserve the budget, settle the run.
-PUBLIC_STEPS: dict[str, Callable[[PinnedRun], Any]] = {
-    "reserve": pipeline.reserve,
-    "finish": pipeline.finish,
-}
-Call = Callable[..., Any]  # call(step, run_dir, *args)
 OUTPUT_FILE = "output.log"  # what a private step printed or warned
 
 
-def direct(step: str, run_dir: str, *args: str) -> Any:
-    """Run one step of the pinned run in ``run_dir`` in this process.
+def private_step(step: Callable[..., object]) -> Callable[..., None]:
+    """``step(run, *args)`` as a function of the run's folder that may read rows: it runs
+    inside the run's private channel, returns None, and never raises (a failure is
+    recorded in the run's folder and marks the run failed). A step of a failed run does
+    nothing."""
 
-    ``reserve`` and ``finish`` run as they are (their errors are public and read no
-    row). Every other step runs inside the run's private channel: logs, prints and
-    warnings go to the run's folder; any exception is recorded there and marks the run
-    failed; the step returns None. A step of a failed run does nothing.
-    """
-    run = PinnedRun.load(run_dir)
-    if step in PUBLIC_STEPS:
-        return PUBLIC_STEPS[step](run)
-    if run.failed:
-        return None
-    with private_channel(run.root), _private_output(run.root):
-        try:
-            STEPS[step](run, *args)
-        except Exception as exc:  # noqa: BLE001 - recorded privately; finish speaks
-            pipeline.record_failure(run, step, exc)
-    return None
+    def run_step(run_dir: str, *args: str) -> None:
+        run = PinnedRun.load(run_dir)
+        if run.failed:
+            return
+        with private_channel(run.root), _private_output(run.root):
+            try:
+                step(run, *args)
+            except Exception as exc:
+                pipeline.record_failure(run, step.__name__, exc)
+
+    run_step.__name__ = run_step.__qualname__ = step.__name__
+    run_step.__doc__ = step.__doc__
+    return run_step
+
+
+def reserve(run_dir: str) -> str:
+    """Reserve the run's budget in the ledger (reads no row; its errors are public)."""
+    return pipeline.reserve(PinnedRun.load(run_dir))
+
+
+def finish(run_dir: str) -> ReleaseSummary:
+    """Settle the run and say how it ended: the summary, or the one public failure."""
+    return pipeline.finish(PinnedRun.load(run_dir))
+
+
+train = private_step(pipeline.train)
+sample = private_step(pipeline.sample)
+check = private_step(pipeline.check)
+check_part = private_step(pipeline.check_part)  # one part of check (parallel flows)
+merge_checks = private_step(pipeline.merge_checks)  # after the parts
+gate = private_step(pipeline.gate)
+publish = private_step(pipeline.publish)
+
+
+def check_parts(run_dir: str) -> tuple[str, ...]:
+    """The parts of the check step for this run's frozen spec (public: spec only)."""
+    return pipeline.check_parts(PinnedRun.load(run_dir).spec)
 
 
 @contextlib.contextmanager
 def _private_output(folder: Path) -> Iterator[None]:
     """Prints (progress bars included) and warnings of a private step go to its folder."""
     fd = os.open(folder / OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-    with os.fdopen(fd, "a", encoding="utf-8") as out, \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
-            warnings.catch_warnings(record=True) as caught:
+    with (
+        os.fdopen(fd, "a", encoding="utf-8") as out,
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(out),
+        warnings.catch_warnings(record=True) as caught,
+    ):
         warnings.simplefilter("default")
         try:
             yield
@@ -114,20 +126,25 @@ def settle_abandoned(spec: ReleaseSpec) -> int:
     """
     host = socket.gethostname()
     settled = 0
-    with pipeline.open_ledger(spec) as ledger:
+    with open_ledger(spec) as ledger:
         for entry in ledger.entries(spec.name):
             if entry.status != "reserved" or not entry.owner:
                 continue
             owner_host, _, pid = entry.owner.rpartition(":")
             if owner_host != host or _alive(int(pid)):
                 continue
-            ledger.mark_spent(entry.id, reason=pipeline.CHARGED,
-                              private_reason="run died before settling; budget kept as spent")
+            ledger.mark_spent(
+                entry.id,
+                reason=pipeline.CHARGED,
+                private_reason="run died before settling; budget kept as spent",
+            )
             Workspace.remove_splits(pipeline.run_paths(spec, entry.run_id))
             settled += 1
     if settled:
-        log.warning("settled reservations of dead runs as spent",
-                    extra={"dataset": spec.name, "count": settled})
+        log.warning(
+            "settled reservations of dead runs as spent",
+            extra={"dataset": spec.name, "count": settled},
+        )
     return settled
 
 
@@ -150,56 +167,59 @@ def _zombie(pid: int) -> bool:
         return False
 
 
-def run_release(spec_path: str | Path, *, call: Call = direct,
-                check: Call | None = None) -> dict[str, Any]:
-    """Release one table: preflight, pin, reserve, train, sample, check, gate, publish,
-    finish.
+@contextlib.contextmanager
+def opened(spec_path: str | Path) -> Iterator[str]:
+    """Open a run of the spec at ``spec_path``: read it once, preflight it (no row is
+    read), take the table's lock, settle dead runs, and pin the run; yields its folder.
 
-    The spec is read once, here; ``pin`` freezes it into the run folder and every step
-    reads that copy. ``check`` replaces the check step (e.g. a flow running its parts in
-    parallel and then ``merge_checks``); it takes the same arguments as ``call``.
-    Returns the public summary, or raises the one public error of a charged run. The
-    run's copies of sensitive rows are removed whatever happens.
+    Whatever ends the body after that, the run is settled (spent once a row may have
+    been read: then the one public failure is raised instead of the original error) and
+    its copies of sensitive rows are removed.
     """
     spec = load_spec(spec_path)
     pipeline.preflight(spec)
     with table_lock(spec):
         settle_abandoned(spec)
         run = pipeline.pin(spec, pipeline.new_run_id())
-        run_dir = str(run.root)
-        call("reserve", run_dir)
         try:
-            call("train", run_dir)
-            call("sample", run_dir)
-            (check or call)("check", run_dir)
-            call("gate", run_dir)
-            call("publish", run_dir)
-            return call("finish", run_dir)
+            yield str(run.root)
         except ChargedRunError:
             raise
         except BaseException as exc:
-            run = PinnedRun.load(run_dir)
-            status = pipeline.fail(run, exc)
+            loaded = PinnedRun.load(run.root)
+            if not loaded.reservation:  # the reservation itself failed: nothing to settle
+                raise
+            status = pipeline.fail(loaded, exc)
             if status == "spent" and not isinstance(exc, KeyboardInterrupt):
-                raise pipeline.charged_error(run, None) from None
+                raise pipeline.charged_error(loaded, None) from None
             raise
         finally:
             pipeline.cleanup(run)
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
+def release(spec_path: str | Path) -> ReleaseSummary:
+    """Release one table: reserve, train, sample, check, gate, publish, finish."""
+    with opened(spec_path) as run_dir:
+        reserve(run_dir)
+        train(run_dir)
+        sample(run_dir)
+        check(run_dir)
+        gate(run_dir)
+        publish(run_dir)
+        return finish(run_dir)
+
+
+def summary_markdown(summary: ReleaseSummary) -> str:
     """Public summary of a finished run (no real-data figure): for a Prefect artifact.
     The gate's table comes from :func:`~synthrelease.validators.summary.verdict_markdown`
     (whitelisted keys only)."""
-    from synthrelease.validators.summary import verdict_markdown
-
     lines = [
-        f"# Release {summary['release_id']}",
+        f"# Release {summary.release_id}",
         "",
-        f"- epsilon spent: **{summary['epsilon']:g}** (delta {summary['delta']:g})",
-        f"- gate: **{'passed' if summary['passed'] else 'FAILED'}**",
-        f"- internal report (private workspace): `{summary.get('report')}`",
+        f"- epsilon spent: **{summary.epsilon:g}** (delta {summary.delta:g})",
+        f"- gate: **{'passed' if summary.passed else 'FAILED'}**",
+        f"- internal report (private workspace): `{summary.report}`",
         "",
     ]
-    verdict = {"passed": summary["passed"], "checks": summary.get("checks", [])}
+    verdict = {"passed": summary.passed, "checks": list(summary.checks)}
     return "\n".join(lines) + "\n#" + verdict_markdown(verdict)

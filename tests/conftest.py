@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,8 +24,12 @@ SMALL_COLUMNS: dict[str, Any] = {
     "age": {"type": "numerical", "lower": 0, "upper": 100, "integer": True},
     "score": {"type": "numerical", "lower": -5.0, "upper": 5.0, "nullable": True},
     "colour": {"type": "categorical", "categories": ["red", "green", "blue"]},
-    "city": {"type": "categorical", "categories": ["a", "b", "c"], "other": "other",
-             "nullable": True},
+    "city": {
+        "type": "categorical",
+        "categories": ["a", "b", "c"],
+        "other": "other",
+        "nullable": True,
+    },
     "smoker": {"type": "boolean"},
 }
 

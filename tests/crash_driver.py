@@ -19,21 +19,21 @@ def arm(stage: str) -> None:
     from synthrelease import run
 
     if stage == "after-reserve":
-        reserve = run.PUBLIC_STEPS["reserve"]
+        reserve = run.reserve
 
-        def reserve_then_die(pinned):
-            reserve(pinned)
+        def reserve_then_die(run_dir):
+            reserve(run_dir)
             die()
 
-        run.PUBLIC_STEPS["reserve"] = reserve_then_die
+        run.reserve = reserve_then_die
     elif stage == "mid-training":
         from synthrelease.generators.marginal.mst import MSTGenerator
 
         MSTGenerator.fit = die  # the run is already marked as having touched the data
     elif stage == "mid-validation":
-        import synthrelease.validators.real as real
+        import synthrelease.validators.checks.marginals as marginals
 
-        real.real_data_figures = die
+        marginals.marginal_copy_figures = die
     elif stage == "mid-publish":
         from fsspec.implementations.local import LocalFileSystem
 
@@ -62,7 +62,7 @@ def arm(stage: str) -> None:
 if __name__ == "__main__":
     stage, spec_path = sys.argv[1], sys.argv[2]
     arm(stage)
-    from synthrelease.run import run_release
+    from synthrelease import run
 
-    run_release(spec_path)
+    run.release(spec_path)
     raise SystemExit("the crash point was never reached")

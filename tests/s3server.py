@@ -14,8 +14,8 @@ import sys
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pytest
 
@@ -47,7 +47,8 @@ def moto_server() -> Iterator[str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     endpoint = f"http://127.0.0.1:{port}"
     try:
@@ -70,8 +71,15 @@ def moto_server() -> Iterator[str]:
             proc.wait()
 
 
-AWS_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_ENDPOINT_URL",
-           "AWS_DEFAULT_REGION", "AWS_MAX_ATTEMPTS", "AWS_SESSION_TOKEN", "AWS_PROFILE")
+AWS_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+    "AWS_MAX_ATTEMPTS",
+    "AWS_SESSION_TOKEN",
+    "AWS_PROFILE",
+)
 
 
 @contextlib.contextmanager
@@ -79,9 +87,13 @@ def aws_env(endpoint: str) -> Iterator[None]:
     saved = {k: os.environ.get(k) for k in AWS_ENV}
     for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE"):
         os.environ.pop(k, None)
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION="us-east-1",
-                      AWS_MAX_ATTEMPTS="1")
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_MAX_ATTEMPTS="1",
+    )
     clear_s3fs_cache()
     try:
         yield

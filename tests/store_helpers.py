@@ -12,14 +12,20 @@ import pandas as pd
 from synthrelease.firewall import Artifact, Provenance, RowScanPass
 from synthrelease.store import ReleaseStore, sha256_file
 
-T0 = dt.datetime(2026, 11, 28, 10, 15, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 11, 28, 10, 15, tzinfo=dt.UTC)
 TABLE = "synthetic/demo.parquet"
 
 
 def manifest(eps: float = 1.0) -> dict[str, Any]:
-    return {"dataset": "demo", "privacy": {"epsilon": eps, "delta": 1e-6, "accountant": "test"},
-            "generator": {"name": "mst"}, "synthetic_rows": 3, "tables": [TABLE],
-            "created": T0.isoformat(), "gate": {"passed": True, "checks": []}}
+    return {
+        "dataset": "demo",
+        "privacy": {"epsilon": eps, "delta": 1e-6, "accountant": "test"},
+        "generator": {"name": "mst"},
+        "synthetic_rows": 3,
+        "tables": [TABLE],
+        "created": T0.isoformat(),
+        "gate": {"passed": True, "checks": []},
+    }
 
 
 def table_file(tmp: Path, values=(1, 2, 3)) -> Path:
@@ -28,12 +34,26 @@ def table_file(tmp: Path, values=(1, 2, 3)) -> Path:
     return path
 
 
-def publish(store: ReleaseStore, tmp: Path, *, eps: float = 1.0, values=(1, 2, 3),
-            created: dt.datetime = T0, extra: dict[str, Any] | None = None, **kw: Any) -> str:
+def publish(
+    store: ReleaseStore,
+    tmp: Path,
+    *,
+    eps: float = 1.0,
+    values=(1, 2, 3),
+    created: dt.datetime = T0,
+    extra: dict[str, Any] | None = None,
+    **kw: Any,
+) -> str:
     """Publish a one-table release whose row scan 'passed' (the scan itself is tested in
     test_firewall.py against real rows)."""
     table = table_file(tmp, values)
     files = {TABLE: Artifact(table, Provenance.SYNTHETIC), **(extra or {})}
-    return store.publish("demo", files=files, manifest=manifest(eps), created=created,
-                         readme=lambda m: f"# {m['release_id']}\n",
-                         row_scan=RowScanPass(frozenset({sha256_file(table)})), **kw)
+    return store.publish(
+        "demo",
+        files=files,
+        manifest=manifest(eps),
+        created=created,
+        readme=lambda m: f"# {m['release_id']}\n",
+        row_scan=RowScanPass(frozenset({sha256_file(table)})),
+        **kw,
+    )

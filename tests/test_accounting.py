@@ -41,8 +41,11 @@ def _mp_delta(rho: float, eps: float) -> mpmath.mpf:
     """CKS 2020 Cor. 13: delta = inf_a exp((a-1)(a rho - eps)) / (a-1) * (1-1/a)^a,
     minimised at the root of the log-derivative (2a-1) rho - eps + log(1-1/a)."""
     rho, eps = mpmath.mpf(rho), mpmath.mpf(eps)
-    alpha = _bisect(lambda a: (2 * a - 1) * rho - eps + mpmath.log(1 - 1 / a),
-                    mpmath.mpf("1.000000001"), (eps + 1) / (2 * rho) + 2)
+    alpha = _bisect(
+        lambda a: (2 * a - 1) * rho - eps + mpmath.log(1 - 1 / a),
+        mpmath.mpf("1.000000001"),
+        (eps + 1) / (2 * rho) + 2,
+    )
     log_delta = (alpha - 1) * (alpha * rho - eps) + alpha * mpmath.log(1 - 1 / alpha)
     return min(mpmath.mpf(1), mpmath.exp(log_delta) / (alpha - 1))
 
@@ -155,8 +158,11 @@ def test_delta_shrinks_with_epsilon(rho: float, eps: float, extra: float) -> Non
 # --------------------------------------------------------------------------- report
 def _report() -> PrivacyReport:
     rho = cdp_rho(epsilon=1.0, delta=1e-6)
-    lines = [BudgetLine("1-way", rho / 3, "Gaussian"), BudgetLine("select", rho / 3, "EM"),
-             BudgetLine("2-way", rho / 3, "Gaussian")]
+    lines = [
+        BudgetLine("1-way", rho / 3, "Gaussian"),
+        BudgetLine("select", rho / 3, "EM"),
+        BudgetLine("2-way", rho / 3, "Gaussian"),
+    ]
     return PrivacyReport.from_lines(lines, delta=1e-6)
 
 

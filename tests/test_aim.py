@@ -16,9 +16,9 @@ from pydantic import TypeAdapter
 from synthrelease.errors import GeneratorError, PrivacyError
 from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator, load_generator
 from synthrelease.generators.accounting import PrivacyReport, cdp_rho
+from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.marginal.aim_mechanism import Plan
 from synthrelease.generators.marginal.aim_workload import WorkloadQuery, candidates, resolve
-from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec
@@ -29,10 +29,12 @@ COLUMNS = {
     "a": _COL.validate_python({"type": "boolean"}),
     "b": _COL.validate_python({"type": "boolean"}),
     "y": _COL.validate_python({"type": "categorical", "categories": ["no", "yes"]}),
-    "age": _COL.validate_python({"type": "numerical", "lower": 0, "upper": 100,
-                                 "integer": True, "bins": 8}),
-    "city": _COL.validate_python({"type": "categorical", "categories": ["p", "q", "r"],
-                                  "nullable": True}),
+    "age": _COL.validate_python(
+        {"type": "numerical", "lower": 0, "upper": 100, "integer": True, "bins": 8}
+    ),
+    "city": _COL.validate_python(
+        {"type": "categorical", "categories": ["p", "q", "r"], "nullable": True}
+    ),
 }
 
 
@@ -65,8 +67,9 @@ def _tvd(real: pd.DataFrame, synth: pd.DataFrame, cols: list[str]) -> float:
     for c in cols:
         fr, fs = fr * disc.sizes[c] + r[c].to_numpy(), fs * disc.sizes[c] + s[c].to_numpy()
     m = math.prod(disc.sizes.values())
-    return 0.5 * float(np.abs(np.bincount(fr, minlength=m) / len(r)
-                              - np.bincount(fs, minlength=m) / len(s)).sum())
+    return 0.5 * float(
+        np.abs(np.bincount(fr, minlength=m) / len(r) - np.bincount(fs, minlength=m) / len(s)).sum()
+    )
 
 
 # --------------------------------------------------------------------------- accounting
@@ -83,18 +86,25 @@ def test_the_rounds_sum_to_the_budget(fitted: AIMGenerator) -> None:
     assert report.rho == pytest.approx(cdp_rho(epsilon=2.0, delta=1e-6), rel=1e-9)
     assert report.epsilon <= 2.0 and report.epsilon == pytest.approx(2.0, rel=1e-9)
     assert {line.mechanism for line in report.lines} == {
-        "Gaussian", "exponential mechanism (Gumbel-max)"}
+        "Gaussian",
+        "exponential mechanism (Gumbel-max)",
+    }
     # the manifest records the mechanism fully: workload, plan, rounds run
     settings = report.to_dict()["settings"]
     assert settings["rounds"] == rounds and settings["planned_rounds"] >= 1
     assert {tuple(q["columns"]) for q in settings["workload"]} == {
-        tuple(fitted.discretiser.names[a] for a in c) for c in fitted.workload}
+        tuple(fitted.discretiser.names[a] for a in c) for c in fitted.workload
+    }
     assert PrivacyReport.from_dict(report.to_dict()).settings == settings
 
 
 @settings(max_examples=60, deadline=None)
-@given(rho=st.floats(1e-4, 50), rounds=st.integers(1, 400), share=st.floats(0.05, 0.95),
-       anneals=st.lists(st.booleans(), max_size=200))
+@given(
+    rho=st.floats(1e-4, 50),
+    rounds=st.integers(1, 400),
+    share=st.floats(0.05, 0.95),
+    anneals=st.lists(st.booleans(), max_size=200),
+)
 def test_plan_never_overspends_and_ends_exactly(rho, rounds, share, anneals) -> None:
     plan = Plan(rho, rounds, share=share)
     spent = [plan.charge(0.5 / plan.sigma**2)]  # the 1-way marginals: d = 1 here
@@ -150,8 +160,10 @@ def test_fit_is_reproducible_and_touches_no_global_state(fitted: AIMGenerator) -
     before = np.random.get_state()[1].copy()
     again = _fit()
     assert again.report == fitted.report
-    pd.testing.assert_frame_equal(again.sample(300, rng=np.random.default_rng(7)),
-                                  fitted.sample(300, rng=np.random.default_rng(7)))
+    pd.testing.assert_frame_equal(
+        again.sample(300, rng=np.random.default_rng(7)),
+        fitted.sample(300, rng=np.random.default_rng(7)),
+    )
     np.testing.assert_array_equal(np.random.get_state()[1], before)
 
 
@@ -162,8 +174,10 @@ def test_save_load_round_trip(fitted: AIMGenerator, tmp_path: Path) -> None:
     loaded = load_generator(tmp_path / "m")
     assert isinstance(loaded, AIMGenerator) and loaded.report == fitted.report
     assert loaded.params.target == "y"
-    pd.testing.assert_frame_equal(loaded.sample(400, rng=np.random.default_rng(9)),
-                                  fitted.sample(400, rng=np.random.default_rng(9)))
+    pd.testing.assert_frame_equal(
+        loaded.sample(400, rng=np.random.default_rng(9)),
+        fitted.sample(400, rng=np.random.default_rng(9)),
+    )
     out = loaded.sample(2000, rng=np.random.default_rng(1))
     assert set(out["y"]) <= {"no", "yes"} and 0 < out["city"].isna().mean() < 0.15
 
@@ -184,8 +198,9 @@ def test_workload_and_target_are_checked_before_any_data() -> None:
     with pytest.raises(GeneratorError, match="not a numerical column"):
         AIMGenerator(COLUMNS, epsilon=1, delta=1e-6, params={"quantile_edges": ["city"]})
     with pytest.raises(GeneratorError, match="bogus"):
-        build_generator(GeneratorSpec(name="aim", params={"bogus": 1}), COLUMNS,
-                        epsilon=1.0, delta=1e-6)
+        build_generator(
+            GeneratorSpec(name="aim", params={"bogus": 1}), COLUMNS, epsilon=1.0, delta=1e-6
+        )
     gen = AIMGenerator(COLUMNS, epsilon=1, delta=1e-6)
     with pytest.raises(GeneratorError):
         gen.fit(SensitiveTable(_frame(), label="t"), noise=np.random.default_rng(0))  # type: ignore[arg-type]
@@ -198,18 +213,34 @@ def test_workload_and_target_are_checked_before_any_data() -> None:
 def test_registry_passes_the_spec_target_unless_params_name_one() -> None:
     gen = build_generator(GeneratorSpec(name="aim"), COLUMNS, epsilon=1.0, delta=1e-6, target="y")
     assert isinstance(gen, AIMGenerator) and gen.params.target == "y"
-    gen = build_generator(GeneratorSpec(name="aim", params={"target": "a"}), COLUMNS,
-                          epsilon=1.0, delta=1e-6, target="y")
+    gen = build_generator(
+        GeneratorSpec(name="aim", params={"target": "a"}),
+        COLUMNS,
+        epsilon=1.0,
+        delta=1e-6,
+        target="y",
+    )
     assert gen.params.target == "a"
-    assert isinstance(build_generator(GeneratorSpec(name="mst"), COLUMNS, epsilon=1.0,
-                                      delta=1e-6, target="y"), MSTGenerator)
+    assert isinstance(
+        build_generator(GeneratorSpec(name="mst"), COLUMNS, epsilon=1.0, delta=1e-6, target="y"),
+        MSTGenerator,
+    )
 
 
 def test_default_workload_and_candidate_weights() -> None:
     names = ["a", "b", "c", "t"]
     work = resolve(names, workload=None, target="t")
-    assert set(work) == {(0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3),
-                         (0, 1, 3), (0, 2, 3), (1, 2, 3)}
+    assert set(work) == {
+        (0, 1),
+        (0, 2),
+        (0, 3),
+        (1, 2),
+        (1, 3),
+        (2, 3),
+        (0, 1, 3),
+        (0, 2, 3),
+        (1, 2, 3),
+    }
     cands = candidates(work)
     assert cands[(0, 1, 3)] == (2 + 1 + 2 + 1 + 2 + 1) + (3 + 2 + 2)  # pairs, then triples
     assert cands[(3,)] == 3 + 3  # three pairs and three triples hold t

@@ -18,7 +18,7 @@ def _run(capsys, *argv):
 
 
 def _assert_one_clear_line(err, expected):
-    lines = [l for l in err.splitlines() if l.startswith("error:")]
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1, err
     assert expected in lines[0]
     assert "Traceback" not in err
@@ -46,8 +46,10 @@ def test_missing_spec(capsys, tmp_path):
     "change, expected",
     [
         ({"colour": 1}, "colour: unknown key"),
-        ({"privacy": {"epsilon": 0, "delta": 1e-6, "budget": {"epsilon": 1, "delta": 1e-5}}},
-         "privacy.epsilon"),
+        (
+            {"privacy": {"epsilon": 0, "delta": 1e-6, "budget": {"epsilon": 1, "delta": 1e-5}}},
+            "privacy.epsilon",
+        ),
         ({"source": {"kind": "csv", "path": "/nonexistent/x.csv"}}, "file not found"),
     ],
 )
@@ -70,8 +72,15 @@ def test_column_missing_from_table(capsys, spec_factory):
 
 
 def test_exhausted_budget_refuses_to_start(capsys, spec_factory):
-    path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
-                                 "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    path = spec_factory(
+        privacy={
+            "epsilon": 6.0,
+            "delta": 1e-6,
+            "noise": "seeded",
+            "seed": 1,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+        }
+    )
     run_all(path)
     code, _, err = _run(capsys, "run", str(path))
     assert code == 3
@@ -88,8 +97,18 @@ def test_debug_shows_the_traceback(capsys, tmp_path):
 
 def test_spec_draft_and_check(capsys, tmp_path, small_csv):
     out = tmp_path / "drafted.yaml"
-    code, stdout, _ = _run(capsys, "spec", "draft", str(small_csv), "--name", "small", "--target",
-                           "smoker", "-o", str(out))
+    code, stdout, _ = _run(
+        capsys,
+        "spec",
+        "draft",
+        str(small_csv),
+        "--name",
+        "small",
+        "--target",
+        "smoker",
+        "-o",
+        str(out),
+    )
     assert code == 0 and "review" in stdout
     code, stdout, _ = _run(capsys, "spec", "check", str(out))
     assert code == 0 and "valid spec for 'small'" in stdout
@@ -104,7 +123,9 @@ def test_consumer_commands(capsys, spec_factory, tmp_path):
     assert code == 0 and f"{release_id} (latest)" in out
     code, out, _ = _run(capsys, "releases", "verify", release_id, "--store", store)
     assert code == 0 and "match their manifest hashes" in out
-    code, out, _ = _run(capsys, "pull", "small@latest", "-o", str(tmp_path / "pulled"), "--store", store)
+    code, out, _ = _run(
+        capsys, "pull", "small@latest", "-o", str(tmp_path / "pulled"), "--store", store
+    )
     assert code == 0 and (tmp_path / "pulled" / "small").is_dir()
     code, _, err = _run(capsys, "pull", "../etc", "-o", str(tmp_path / "x"), "--store", store)
     assert code == 2

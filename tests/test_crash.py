@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from synthrelease.ledger import BudgetLedger
-from synthrelease.run import run_release
+from synthrelease.run import release
 from synthrelease.spec import load_spec
 from synthrelease.store import ReleaseStore
 from tests.conftest import ROOT
@@ -31,8 +31,13 @@ def _entries(spec):
 def test_sigkill_at_each_stage(stage, spec_factory, capsys):
     path = spec_factory()
     spec = load_spec(path)
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "crash_driver.py"), stage, str(path)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "crash_driver.py"), stage, str(path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
 
     store = ReleaseStore(spec.store.uri)
@@ -47,8 +52,8 @@ def test_sigkill_at_each_stage(stage, spec_factory, capsys):
         store.verify(info.dataset, info.version)
     assert [e.status for e in _entries(spec)] == ["reserved"]  # counted, not refunded
 
-    summary = run_release(str(path))  # the re-run settles the dead run's reservation
-    assert summary["passed"] and summary["release_id"].startswith("small@")
+    summary = release(str(path))  # the re-run settles the dead run's reservation
+    assert summary.passed and summary.release_id.startswith("small@")
     entries = _entries(spec)
     assert [e.status for e in entries] == ["spent", "committed"]
     assert "failed after reading the table" in entries[0].reason  # the public reason

@@ -30,10 +30,9 @@ def _release(spec_path: Path):
     pinned = pipeline.pin(spec, pipeline.new_run_id())
     pipeline.reserve(pinned)
     pinned = pipeline.PinnedRun.load(pinned.root)
-    for step in (pipeline.train, pipeline.sample, pipeline.check, pipeline.gate,
-                 pipeline.publish):
+    for step in (pipeline.train, pipeline.sample, pipeline.check, pipeline.gate, pipeline.publish):
         step(pinned)
-    release_id = pipeline.finish(pinned)["release_id"]
+    release_id = pipeline.finish(pinned).release_id
     run_dir = pinned.root
     figures = json.loads((run_dir / pipeline.FIGURES_FILE).read_text())["figures"]
     name, version = release_id.split("@")
@@ -63,15 +62,28 @@ def _spec(tmp: Path, **gate_extra) -> Path:
     data = tmp / "small.csv"
     make_table().to_csv(data, index=False)
     raw = {
-        "name": "small", "source": {"kind": "csv", "path": str(data)},
+        "name": "small",
+        "source": {"kind": "csv", "path": str(data)},
         "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)},
-        "privacy": {"epsilon": 3.0, "delta": 1e-6, "budget": {"epsilon": 10.0, "delta": 1e-5},
-                    "noise": "seeded", "seed": 7},
+        "privacy": {
+            "epsilon": 3.0,
+            "delta": 1e-6,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+            "noise": "seeded",
+            "seed": 7,
+        },
         "generator": {"name": "mst", "params": {"bins": 16}},
-        "holdout": {"fraction": 0.3}, "synthetic_rows": 2000, "target": "smoker",
-        "gate": {"max_tvd_1way": 0.2, "max_tvd_2way": 0.3, "max_exact_copy_excess": 0.05,
-                 **gate_extra},
-        "workspace": {"path": str(tmp / "ws")}, "store": {"uri": str(tmp / "store")},
+        "holdout": {"fraction": 0.3},
+        "synthetic_rows": 2000,
+        "target": "smoker",
+        "gate": {
+            "max_tvd_1way": 0.2,
+            "max_tvd_2way": 0.3,
+            "max_exact_copy_excess": 0.05,
+            **gate_extra,
+        },
+        "workspace": {"path": str(tmp / "ws")},
+        "store": {"uri": str(tmp / "store")},
     }
     path = tmp / "spec.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
@@ -86,15 +98,25 @@ def test_public_datasheet_holds_no_value_computed_from_the_real_rows(default_rel
     assert {"datasheet.json", "datasheet.md"} <= set(manifest["files"])
     sheet = json.loads(text_json)
     assert "real_data_figures" not in sheet
-    assert set(sheet) == {"format", "kind", "dataset", "privacy", "generator", "schema",
-                          "target", "synthetic", "validation"}
+    assert set(sheet) == {
+        "format",
+        "kind",
+        "dataset",
+        "privacy",
+        "generator",
+        "schema",
+        "target",
+        "synthetic",
+        "validation",
+    }
     for check in sheet["validation"]["checks"]:
         assert set(check) == {"name", "threshold", "bound", "passed", "reason", "description"}
     # Every value in it is a function of public inputs: the spec, the DP accounting, the
     # published synthetic table, and the verdict's pass/fail bits...
     synthetic = pd.read_parquet(release / "synthetic" / "small.parquet")
-    assert sheet["synthetic"]["statistics"] == json.loads(json.dumps(
-        synthetic_statistics(synthetic, spec.columns)))
+    assert sheet["synthetic"]["statistics"] == json.loads(
+        json.dumps(synthetic_statistics(synthetic, spec.columns))
+    )
     assert sheet["privacy"]["details"] == manifest["privacy"]["details"]
     assert sheet["schema"] == manifest["schema"]
     for check in sheet["validation"]["checks"]:
@@ -122,8 +144,15 @@ def test_internal_report_holds_figures_plots_and_data_docs(default_release):
     _, run_dir, figures, _ = default_release
     report = run_dir / "report"
     page = (report / "report.html").read_text()
-    for section in ("Utility", "Privacy attacks", "Distances and copies", "Distributions",
-                    "Associations", "Train on synthetic, test on real", "Data Docs"):
+    for section in (
+        "Utility",
+        "Privacy attacks",
+        "Distances and copies",
+        "Distributions",
+        "Associations",
+        "Train on synthetic, test on real",
+        "Data Docs",
+    ):
         assert section in page, section
     assert page.count("<svg") >= 5 and "<script" not in page
     assert "http://" not in page and "https://" not in page
@@ -133,8 +162,9 @@ def test_internal_report_holds_figures_plots_and_data_docs(default_release):
     assert stat.S_IMODE(docs.stat().st_mode) == 0o700
     assert all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in docs.rglob("*") if p.is_file())
     data = json.loads((report / "report.json").read_text())
-    assert data["details"]["plots"]["association"]["columns"] == list(data["details"]["plots"][
-        "distributions"])
+    assert data["details"]["plots"]["association"]["columns"] == list(
+        data["details"]["plots"]["distributions"]
+    )
 
 
 def test_opt_in_publishes_the_figures_under_a_warning(tmp_path):
@@ -151,23 +181,45 @@ def test_opt_in_publishes_the_figures_under_a_warning(tmp_path):
 def test_build_datasheet_refuses_figures_without_the_opt_in(default_release):
     spec, run_dir, figures, release = default_release
     with pytest.raises(PrivacyError):
-        build_datasheet(spec=spec, privacy={"epsilon": 1.0, "delta": 1e-6}, verdict={},
-                        synthetic=pd.read_parquet(release / "synthetic" / "small.parquet"),
-                        figures=figures)
+        build_datasheet(
+            spec=spec,
+            privacy={"epsilon": 1.0, "delta": 1e-6},
+            verdict={},
+            synthetic=pd.read_parquet(release / "synthetic" / "small.parquet"),
+            figures=figures,
+        )
     internal = json.loads((run_dir / "report" / "report.json").read_text())["verdict"]
-    sheet = build_datasheet(spec=spec, privacy={"epsilon": 1.0, "delta": 1e-6}, verdict=internal,
-                            synthetic=pd.read_parquet(release / "synthetic" / "small.parquet"))
+    sheet = build_datasheet(
+        spec=spec,
+        privacy={"epsilon": 1.0, "delta": 1e-6},
+        verdict=internal,
+        synthetic=pd.read_parquet(release / "synthetic" / "small.parquet"),
+    )
     assert all("figure" not in c for c in sheet["validation"]["checks"])
 
 
 def test_verdict_markdown_lists_checks_and_never_a_figure():
-    verdict = {"passed": False, "checks": [
-        {"name": "mia_auc", "figure": 0.6123456, "threshold": 0.6, "bound": "max",
-         "passed": False, "reason": "above the threshold"},
-        {"name": "quality_score", "threshold": 0.7, "bound": "min", "passed": True,
-         "reason": "at or above the threshold 0.8123456"},
-        {"name": "x|y", "threshold": "0.9876543", "passed": True, "reason": None},
-    ]}
+    verdict = {
+        "passed": False,
+        "checks": [
+            {
+                "name": "mia_auc",
+                "figure": 0.6123456,
+                "threshold": 0.6,
+                "bound": "max",
+                "passed": False,
+                "reason": "above the threshold",
+            },
+            {
+                "name": "quality_score",
+                "threshold": 0.7,
+                "bound": "min",
+                "passed": True,
+                "reason": "at or above the threshold 0.8123456",
+            },
+            {"name": "x|y", "threshold": "0.9876543", "passed": True, "reason": None},
+        ],
+    }
     text = verdict_markdown(verdict)
     assert "# Release gate: FAILED" in text and "2 of 3 checks passed" in text
     assert "| mia_auc | at most | 0.6 | **FAIL** | above the threshold |" in text

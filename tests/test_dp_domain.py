@@ -14,7 +14,12 @@ from synthrelease.errors import GeneratorError, SchemaMismatchError, SpecError
 from synthrelease.generators import build_generator
 from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.dp_domain import (
-    category_threshold, dp_bounds, dp_categories, dp_row_count, grid_edges, resolve_columns,
+    category_threshold,
+    dp_bounds,
+    dp_categories,
+    dp_row_count,
+    grid_edges,
+    resolve_columns,
     undeclared,
 )
 from synthrelease.generators.noise import NoiseSource
@@ -65,12 +70,17 @@ def test_too_few_rows_is_an_error_without_values():
 def test_category_discovery_keeps_frequent_values_and_drops_rare_ones():
     values = ["a"] * 400 + ["b"] * 300 + ["c"] * 60 + ["Atlantis"] + [None] * 20
     for seed in range(10):
-        kept = dp_categories(_table(c=values), "c", rho=0.02, delta=1e-7, noise=NoiseSource.seeded(seed))
+        kept = dp_categories(
+            _table(c=values), "c", rho=0.02, delta=1e-7, noise=NoiseSource.seeded(seed)
+        )
         assert set(kept) == {"a", "b", "c"}
     # the threshold makes a lone value survive with probability delta
     sigma = 5.0
     from statistics import NormalDist
-    assert NormalDist(1.0, sigma).cdf(category_threshold(sigma=sigma, delta=1e-6)) == pytest.approx(1 - 1e-6)
+
+    assert NormalDist(1.0, sigma).cdf(category_threshold(sigma=sigma, delta=1e-6)) == pytest.approx(
+        1 - 1e-6
+    )
 
 
 def test_resolve_columns_replaces_only_undeclared_domains():
@@ -82,10 +92,15 @@ def test_resolve_columns_replaces_only_undeclared_domains():
     }
     assert [undeclared(c) for c in columns.values()] == [True, True, False, True]
     rng = np.random.default_rng(3)
-    table = _table(age=rng.integers(18, 80, 3000), city=rng.choice(["x", "other", "y"], 3000),
-                   colour=rng.choice(["red", "blue"], 3000), open_up=rng.uniform(0, 50, 3000))
-    resolved, spent = resolve_columns(table, columns, rho_each=0.05, delta_each=1e-8,
-                                      noise=NoiseSource.seeded(4))
+    table = _table(
+        age=rng.integers(18, 80, 3000),
+        city=rng.choice(["x", "other", "y"], 3000),
+        colour=rng.choice(["red", "blue"], 3000),
+        open_up=rng.uniform(0, 50, 3000),
+    )
+    resolved, spent = resolve_columns(
+        table, columns, rho_each=0.05, delta_each=1e-8, noise=NoiseSource.seeded(4)
+    )
     assert resolved["colour"] is columns["colour"]
     assert [s[0] for s in spent] == ["bounds of age", "categories of city", "bounds of open_up"]
     assert [s[2] for s in spent] == [0.0, 1e-8, 0.0]
@@ -101,17 +116,26 @@ def _raw(**privacy):
     columns["age"] = {"type": "numerical", "integer": True}  # bounds left to DP
     columns["city"] = {"type": "categorical", "nullable": True}  # categories left to DP
     return {
-        "name": "small", "source": {"kind": "csv", "path": "x.csv"},
+        "name": "small",
+        "source": {"kind": "csv", "path": "x.csv"},
         "schema": {"columns": columns},
-        "privacy": {"epsilon": 3.0, "delta": 1e-6, "budget": {"epsilon": 10, "delta": 1e-5},
-                    **privacy},
-        "generator": {"name": "dpsgd"}, "synthetic_rows": 100,
+        "privacy": {
+            "epsilon": 3.0,
+            "delta": 1e-6,
+            "budget": {"epsilon": 10, "delta": 1e-5},
+            **privacy,
+        },
+        "generator": {"name": "dpsgd"},
+        "synthetic_rows": 100,
     }
 
 
 def test_undeclared_domain_needs_a_budget_share():
-    with pytest.raises(SpecError, match="schema.columns.age, schema.columns.city: bounds/"
-                                        "categories not declared.*privacy.domain_share"):
+    with pytest.raises(
+        SpecError,
+        match="schema.columns.age, schema.columns.city: bounds/"
+        "categories not declared.*privacy.domain_share",
+    ):
         parse_spec(_raw())
     spec = parse_spec(_raw(domain_share=0.1))
     assert spec.privacy.domain_share == 0.1 and not spec.columns["age"].declared
@@ -164,7 +188,9 @@ def test_dpsgd_fit_estimates_undeclared_domains_and_charges_them(tmp_path):
     steps = [line.step for line in report.lines]
     assert steps == ["row count", "bounds of age", "categories of city", "DP-SGD training"]
     cat = report.composition[2]
-    assert cat.delta == pytest.approx(1e-7) and report.training["delta_accountant"] == pytest.approx(9e-7)
+    assert cat.delta == pytest.approx(1e-7) and report.training[
+        "delta_accountant"
+    ] == pytest.approx(9e-7)
     assert report.epsilon <= 3.0 and report.delta == 1e-6
     assert gen.columns["city"].categories == ("a", "b", "c", "d")
     assert 8 <= gen.columns["age"].lower <= 18 and 89 <= gen.columns["age"].upper <= 128

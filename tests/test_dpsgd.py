@@ -14,9 +14,10 @@ from pydantic import TypeAdapter
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators import build_generator, load_generator
-from synthrelease.generators.dpsgd.generator import DPSGDGenerator, fit_nonprivate
 from synthrelease.generators.dpsgd.accounting import DPSGDReport, epsilon_of
+from synthrelease.generators.dpsgd.generator import DPSGDGenerator
 from synthrelease.generators.dpsgd.model import MADE, book_keeping_grads
+from synthrelease.generators.dpsgd.nonprivate import fit_nonprivate
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec
@@ -57,13 +58,18 @@ def test_book_keeping_equals_clipping_each_row_by_hand():
     """The DP mechanism itself: norms and clipped sums against a per-row autograd loop."""
     from opacus.grad_sample import GradSampleModuleFastGradientClipping
 
-    codes = torch.stack([torch.randint(0, k, (12,), generator=torch.Generator().manual_seed(k))
-                         for k in (3, 5, 2, 4)], 1)
+    codes = torch.stack(
+        [
+            torch.randint(0, k, (12,), generator=torch.Generator().manual_seed(k))
+            for k in (3, 5, 2, 4)
+        ],
+        1,
+    )
     ref = MADE([3, 5, 2, 4], hidden=[6, 7], generator=torch.Generator().manual_seed(0))
     per_row = []
     for i in range(len(codes)):
         ref.zero_grad()
-        ref.nll(codes[i:i + 1]).sum().backward()
+        ref.nll(codes[i : i + 1]).sum().backward()
         per_row.append([p.grad.clone() for p in ref.parameters()])
     norms = torch.stack([torch.sqrt(sum((g * g).sum() for g in row)) for row in per_row])
     clip = float(norms.median())
@@ -71,8 +77,9 @@ def test_book_keeping_equals_clipping_each_row_by_hand():
     want = [sum(coef[i] * per_row[i][j] for i in range(len(codes))) for j in range(len(per_row[0]))]
 
     model = MADE([3, 5, 2, 4], hidden=[6, 7], generator=torch.Generator().manual_seed(0))
-    gsm = GradSampleModuleFastGradientClipping(model, loss_reduction="sum", strict=False,
-                                               max_grad_norm=clip)
+    gsm = GradSampleModuleFastGradientClipping(
+        model, loss_reduction="sum", strict=False, max_grad_norm=clip
+    )
     model.set_book_keeping(True)
     model.nll(codes).sum().backward()
     got_coef = gsm.get_clipping_coef()
@@ -98,8 +105,15 @@ def test_fit_spends_exactly_its_budget_and_records_it(fitted):
     assert isinstance(report, DPSGDReport)
     assert 3.0 * 0.99 <= report.epsilon <= 3.0 and report.delta == 1e-6
     t = report.training
-    for key in ("sample_rate", "noise_multiplier", "steps", "max_grad_norm", "accountant",
-                "delta_accountant", "expected_batch_size"):
+    for key in (
+        "sample_rate",
+        "noise_multiplier",
+        "steps",
+        "max_grad_norm",
+        "accountant",
+        "delta_accountant",
+        "expected_batch_size",
+    ):
         assert key in t
     assert [line.step for line in report.lines] == ["row count", "DP-SGD training"]
     history = [(m.noise_multiplier, m.sample_rate, m.steps) for m in report.composition]
@@ -122,7 +136,9 @@ def test_save_load_round_trip_without_pickle(fitted, tmp_path):
     with np.load(tmp_path / "m" / "arrays.npz", allow_pickle=False) as npz:
         assert all(npz[k].dtype == np.float32 for k in npz.files)
     doc = json.loads((tmp_path / "m" / "generator.json").read_text())
-    assert doc["report"]["training"]["noise_multiplier"] == fitted.report.training["noise_multiplier"]
+    assert (
+        doc["report"]["training"]["noise_multiplier"] == fitted.report.training["noise_multiplier"]
+    )
     for loaded in (DPSGDGenerator.load(tmp_path / "m"), load_generator(tmp_path / "m")):
         assert isinstance(loaded.report, DPSGDReport)
         assert loaded.report.to_dict() == fitted.report.to_dict()
@@ -132,8 +148,9 @@ def test_save_load_round_trip_without_pickle(fitted, tmp_path):
 
 
 def test_registry_builds_dpsgd_and_validates_params():
-    gen = build_generator(GeneratorSpec(name="dpsgd", params={"epochs": 2}), COLUMNS,
-                          epsilon=1.0, delta=1e-6)
+    gen = build_generator(
+        GeneratorSpec(name="dpsgd", params={"epochs": 2}), COLUMNS, epsilon=1.0, delta=1e-6
+    )
     assert isinstance(gen, DPSGDGenerator) and gen.params.epochs == 2
     with pytest.raises(GeneratorError, match="bogus"):
         _gen(bogus=1)
@@ -196,10 +213,13 @@ def test_resume_continues_the_same_accountant_state(table, tmp_path, monkeypatch
     report = second.fit(table, noise=NoiseSource.seeded(4), checkpoint=ck, progress=seen.append)
     # ... and continues the step count and the accountant where it stopped.
     assert seen[0].step == 2 * plan["per_epoch"] and seen[-1].step == plan["steps"]
-    assert seen[0].epsilon == pytest.approx(epsilon_of(
-        [(m["noise_multiplier"], m["sample_rate"], m["steps"]) for m in plan["mechanisms"]]
-        + [(plan["noise_multiplier"], plan["sample_rate"], 2 * plan["per_epoch"])],
-        delta=plan["delta_accountant"]))
+    assert seen[0].epsilon == pytest.approx(
+        epsilon_of(
+            [(m["noise_multiplier"], m["sample_rate"], m["steps"]) for m in plan["mechanisms"]]
+            + [(plan["noise_multiplier"], plan["sample_rate"], 2 * plan["per_epoch"])],
+            delta=plan["delta_accountant"],
+        )
+    )
     assert [m.to_dict() for m in report.composition[:-1]] == plan["mechanisms"]
     assert report.training["steps"] == plan["steps"] and report.epsilon <= 3.0
     assert not (ck / "checkpoint.npz").exists()  # a finished fit cannot be resumed again
@@ -214,18 +234,29 @@ def _uniform_table(n: int, seed: int) -> pd.DataFrame:
 def test_membership_inference_catches_the_non_private_model_only():
     from sklearn.metrics import roc_auc_score
 
-    columns = {f"c{j}": TypeAdapter(Column).validate_python(
-        {"type": "categorical", "categories": list("abcdefgh")}) for j in range(8)}
+    columns = {
+        f"c{j}": TypeAdapter(Column).validate_python(
+            {"type": "categorical", "categories": list("abcdefgh")}
+        )
+        for j in range(8)
+    }
     members, others = _uniform_table(200, 0), _uniform_table(200, 1)
-    params = {"epochs": 60, "batch_size": 50, "hidden": [64, 64], "lr": 0.01,
-              "device": "cpu", "max_noise_multiplier": 100}
+    params = {
+        "epochs": 60,
+        "batch_size": 50,
+        "hidden": [64, 64],
+        "lr": 0.01,
+        "device": "cpu",
+        "max_noise_multiplier": 100,
+    }
     labels = np.r_[np.ones(200), np.zeros(200)]
 
     def auc(gen):  # loss (likelihood) threshold attack: members are more likely
         return roc_auc_score(labels, np.r_[gen.log_likelihood(members), gen.log_likelihood(others)])
 
-    plain = fit_nonprivate(DPSGDGenerator(columns, epsilon=1.0, delta=1e-5, params=params),
-                           members, seed=0)
+    plain = fit_nonprivate(
+        DPSGDGenerator(columns, epsilon=1.0, delta=1e-5, params=params), members, seed=0
+    )
     private = DPSGDGenerator(columns, epsilon=1.0, delta=1e-5, params=params)
     private.fit(SensitiveTable(members, label="members"), noise=NoiseSource.seeded(0))
     assert auc(plain) > 0.75
@@ -267,9 +298,16 @@ def test_pipeline_release_with_undeclared_domains(spec_factory):
     columns["colour"] = {"type": "categorical"}  # no category set
     params = {"epochs": 5, "batch_size": 128, "hidden": [64, 64], "bins": 16, "device": "cpu"}
     path = spec_factory(
-        schema={"columns": columns}, generator={"name": "dpsgd", "params": params},
-        privacy={"epsilon": 3.0, "delta": 1e-6, "budget": {"epsilon": 10.0, "delta": 1e-5},
-                 "noise": "seeded", "seed": 7, "domain_share": 0.1},
+        schema={"columns": columns},
+        generator={"name": "dpsgd", "params": params},
+        privacy={
+            "epsilon": 3.0,
+            "delta": 1e-6,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+            "noise": "seeded",
+            "seed": 7,
+            "domain_share": 0.1,
+        },
     )
     spec = load_spec(path)
     release_id, _ = run_all(path)

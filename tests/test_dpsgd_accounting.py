@@ -11,7 +11,12 @@ from hypothesis import strategies as st
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.dpsgd.accounting import (
-    DPSGDReport, Mechanism, calibrate_noise, epsilon_of, gaussian_entry, plan_budget,
+    DPSGDReport,
+    Mechanism,
+    calibrate_noise,
+    epsilon_of,
+    gaussian_entry,
+    plan_budget,
 )
 
 # (q, sigma, steps) -> epsilon at delta 1e-5, from ../shared/FACTS.md (opacus 1.6 and
@@ -35,8 +40,13 @@ def _rdp_sampled_gaussian(q: float, sigma: float, alpha: int) -> float:
     """Mironov, Talwar & Zhang 2019, integer orders: binomial expansion, in log space."""
     if q == 1.0:
         return alpha / (2 * sigma**2)
-    logs = [_log_comb(alpha, k) + (alpha - k) * math.log1p(-q) + k * math.log(q)
-            + (k * k - k) / (2 * sigma**2) for k in range(alpha + 1)]
+    logs = [
+        _log_comb(alpha, k)
+        + (alpha - k) * math.log1p(-q)
+        + k * math.log(q)
+        + (k * k - k) / (2 * sigma**2)
+        for k in range(alpha + 1)
+    ]
     top = max(logs)
     return (top + math.log(math.fsum(math.exp(x - top) for x in logs))) / (alpha - 1)
 
@@ -83,7 +93,9 @@ def test_prv_matches_exact_gaussian_dp():
     # q = 1, sigma = 10, 100 steps is exactly mu-GDP with mu = sqrt(100) / 10 = 1
     exact = exact_gdp_epsilon(1.0, DELTA)
     assert exact == pytest.approx(4.3772, abs=2e-4)
-    assert epsilon_of([(10.0, 1.0, 100)], delta=DELTA, accountant="prv") == pytest.approx(exact, rel=0.01)
+    assert epsilon_of([(10.0, 1.0, 100)], delta=DELTA, accountant="prv") == pytest.approx(
+        exact, rel=0.01
+    )
 
 
 def test_composition_of_gaussians_and_dpsgd_is_independently_right():
@@ -95,8 +107,12 @@ def test_composition_of_gaussians_and_dpsgd_is_independently_right():
 
 
 @settings(max_examples=10, deadline=None)
-@given(q=st.floats(0.001, 0.5), sigma=st.floats(0.5, 8.0), steps=st.integers(1, 5_000),
-       more=st.integers(1, 5_000))
+@given(
+    q=st.floats(0.001, 0.5),
+    sigma=st.floats(0.5, 8.0),
+    steps=st.integers(1, 5_000),
+    more=st.integers(1, 5_000),
+)
 def test_epsilon_grows_with_steps_and_shrinks_with_noise(q, sigma, steps, more):
     eps = epsilon_of([(sigma, q, steps)], delta=1e-6)
     assert epsilon_of([(sigma, q, steps + more)], delta=1e-6) >= eps - 1e-12
@@ -107,8 +123,9 @@ def test_epsilon_grows_with_steps_and_shrinks_with_noise(q, sigma, steps, more):
 @pytest.mark.parametrize("accountant", ["rdp", "prv"])
 def test_calibration_is_tight_and_never_over_budget(accountant):
     prior = [gaussian_entry(0.003)]
-    sigma = calibrate_noise(prior=prior, sample_rate=0.02, steps=1000, epsilon=2.0, delta=1e-6,
-                            accountant=accountant)
+    sigma = calibrate_noise(
+        prior=prior, sample_rate=0.02, steps=1000, epsilon=2.0, delta=1e-6, accountant=accountant
+    )
     at = lambda z: epsilon_of(prior + [(z, 0.02, 1000)], delta=1e-6, accountant=accountant)  # noqa: E731
     assert at(sigma) <= 2.0
     assert at(sigma * (1 - 2e-3)) > at(sigma) and at(sigma) > 2.0 * 0.99
@@ -116,41 +133,67 @@ def test_calibration_is_tight_and_never_over_budget(accountant):
 
 def test_unreachable_epsilon_is_a_clear_error():
     with pytest.raises(GeneratorError, match="unreachable.*fewer 'epochs'.*smaller 'batch_size'"):
-        calibrate_noise(prior=[], sample_rate=1.0, steps=10_000, epsilon=0.1, delta=1e-6,
-                        max_noise=20.0)
+        calibrate_noise(
+            prior=[], sample_rate=1.0, steps=10_000, epsilon=0.1, delta=1e-6, max_noise=20.0
+        )
     with pytest.raises(GeneratorError, match="unreachable"):  # the prior alone spends it
-        calibrate_noise(prior=[gaussian_entry(5.0)], sample_rate=0.01, steps=10, epsilon=1.0,
-                        delta=1e-6)
+        calibrate_noise(
+            prior=[gaussian_entry(5.0)], sample_rate=0.01, steps=10, epsilon=1.0, delta=1e-6
+        )
 
 
 def test_budget_plan_is_plain_arithmetic():
-    plan = plan_budget(epsilon=3.0, delta=1e-6, count_share=0.01, domain_share=0.1,
-                       numeric_undeclared=2, categorical_undeclared=1)
+    plan = plan_budget(
+        epsilon=3.0,
+        delta=1e-6,
+        count_share=0.01,
+        domain_share=0.1,
+        numeric_undeclared=2,
+        categorical_undeclared=1,
+    )
     assert plan.delta_per_category == pytest.approx(1e-7)
     assert plan.delta_accountant == pytest.approx(9e-7)
     assert plan.rho_count == pytest.approx(0.01 * plan.rho_ref)
     assert plan.rho_per_domain == pytest.approx(0.1 * plan.rho_ref / 3)
-    declared = plan_budget(epsilon=3.0, delta=1e-6, count_share=0.01, domain_share=0.1,
-                           numeric_undeclared=0, categorical_undeclared=0)
+    declared = plan_budget(
+        epsilon=3.0,
+        delta=1e-6,
+        count_share=0.01,
+        domain_share=0.1,
+        numeric_undeclared=0,
+        categorical_undeclared=0,
+    )
     assert declared.rho_per_domain == 0 and declared.delta_accountant == 1e-6  # share unused
     with pytest.raises(GeneratorError, match="domain_share"):
-        plan_budget(epsilon=3.0, delta=1e-6, count_share=0.01, domain_share=0.0,
-                    numeric_undeclared=1, categorical_undeclared=0)
+        plan_budget(
+            epsilon=3.0,
+            delta=1e-6,
+            count_share=0.01,
+            domain_share=0.0,
+            numeric_undeclared=1,
+            categorical_undeclared=0,
+        )
 
 
 # --------------------------------------------------------------------------- report
 def test_report_recomputes_from_its_own_record():
     from opacus.accountants import RDPAccountant
 
-    mechs = [Mechanism("row count", "Gaussian", 20.0, 1.0, 1),
-             Mechanism("categories of city", "Gaussian partition selection", 8.0, 1.0, 1, delta=1e-8),
-             Mechanism("DP-SGD training", "Poisson-subsampled Gaussian", 1.1, 0.01, 2000)]
+    mechs = [
+        Mechanism("row count", "Gaussian", 20.0, 1.0, 1),
+        Mechanism("categories of city", "Gaussian partition selection", 8.0, 1.0, 1, delta=1e-8),
+        Mechanism("DP-SGD training", "Poisson-subsampled Gaussian", 1.1, 0.01, 2000),
+    ]
     report = DPSGDReport.build(mechs, delta=1e-6, accountant="rdp", training={"steps": 2000})
     raw = report.to_dict()
     assert raw["training"]["delta_accountant"] == pytest.approx(1e-6 - 1e-8)
     acc = RDPAccountant()
-    acc.history = [(m["noise_multiplier"], m["sample_rate"], m["steps"]) for m in raw["composition"]]
-    assert acc.get_epsilon(delta=raw["training"]["delta_accountant"]) == pytest.approx(raw["epsilon"], rel=1e-3)
+    acc.history = [
+        (m["noise_multiplier"], m["sample_rate"], m["steps"]) for m in raw["composition"]
+    ]
+    assert acc.get_epsilon(delta=raw["training"]["delta_accountant"]) == pytest.approx(
+        raw["epsilon"], rel=1e-3
+    )
     assert sum(line["rho"] for line in raw["lines"]) == pytest.approx(raw["rho"])
     assert raw["lines"][0]["rho"] == pytest.approx(1 / (2 * 20.0**2))  # a Gaussian's zCDP rho
     again = DPSGDReport.from_dict(raw)

@@ -14,6 +14,7 @@ from synthrelease.generators.domain import Discretiser
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Gate
 from synthrelease.validators import real
+from synthrelease.validators.checks import membership as membership_check
 from synthrelease.validators.evaluation import Settings
 from synthrelease.validators.expectations import ExpectationResult, Outcome
 from synthrelease.validators.gate import THRESHOLD_CHECKS, evaluate_gate
@@ -21,8 +22,16 @@ from tests.test_privacy_attacks import COLUMNS, population
 
 OK_GX = ExpectationResult(success=True, results=(Outcome("expect_x", "a", True),))
 GATED = [name for name, _, _ in THRESHOLD_CHECKS]
-PRIVACY = {"exact_copy_excess", "near_copy_excess", "dcr_train_share", "nndr_train_share",
-           "mia_auc", "singling_out_risk", "linkability_risk", "inference_risk"}
+PRIVACY = {
+    "exact_copy_excess",
+    "near_copy_excess",
+    "dcr_train_share",
+    "nndr_train_share",
+    "mia_auc",
+    "singling_out_risk",
+    "linkability_risk",
+    "inference_risk",
+}
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +41,16 @@ def parts():
     return train, holdout, fresh
 
 
-def _evaluate(train, holdout, synthetic, *, seed=0, settings=Settings(), target="c"):
+def _evaluate(train, holdout, synthetic, *, seed=0, settings=None, target="c"):
+    settings = settings or Settings()
     return real.evaluate_against_real(
-        train=SensitiveTable(train, label="train"), holdout=SensitiveTable(holdout, label="h"),
-        synthetic=synthetic, discretiser=Discretiser(COLUMNS, default_bins=8), target=target,
-        rng=np.random.default_rng(seed), settings=settings,
+        train=SensitiveTable(train, label="train"),
+        holdout=SensitiveTable(holdout, label="h"),
+        synthetic=synthetic,
+        discretiser=Discretiser(COLUMNS, default_bins=8),
+        target=target,
+        rng=np.random.default_rng(seed),
+        settings=settings,
     )
 
 
@@ -58,8 +72,12 @@ def test_a_copy_of_the_training_rows_is_blocked_by_the_privacy_checks(parts):
     train, holdout, _ = parts
     copy = train.sample(frac=1.0, random_state=5).reset_index(drop=True)
     evaluation = _evaluate(train, holdout, copy)
-    verdict = evaluate_gate(figures=evaluation.figures, expectations=OK_GX,
-                            gate=Gate(max_tvd_1way=0.15, max_tvd_2way=0.3), target="c")
+    verdict = evaluate_gate(
+        figures=evaluation.figures,
+        expectations=OK_GX,
+        gate=Gate(max_tvd_1way=0.15, max_tvd_2way=0.3),
+        target="c",
+    )
     assert verdict.passed is False
     assert {c.name for c in verdict.failed} == PRIVACY  # every privacy check, no utility one
 
@@ -70,12 +88,13 @@ def test_a_crashing_check_fails_closed_without_its_message(parts, monkeypatch, c
     def boom(**_: object):
         raise RuntimeError("secret value 987654")
 
-    monkeypatch.setattr(real, "membership_attack", boom)
+    monkeypatch.setattr(membership_check, "membership_attack", boom)  # as its check calls it
     with caplog.at_level(logging.DEBUG):
         evaluation = _evaluate(train, holdout, fresh, target=None)
     assert evaluation.errors == {"membership": "RuntimeError"}
-    assert all(math.isnan(evaluation.figures[k]) for k in ("mia_auc", "mia_auc_low",
-                                                           "mia_auc_high"))
+    assert all(
+        math.isnan(evaluation.figures[k]) for k in ("mia_auc", "mia_auc_low", "mia_auc_high")
+    )
     assert "987654" not in json.dumps(evaluation.to_dict()) and "987654" not in caplog.text
     assert "tstr_gap" not in evaluation.figures  # no target: no TSTR
     verdict = evaluate_gate(figures=evaluation.figures, expectations=OK_GX, gate=Gate())
@@ -84,8 +103,7 @@ def test_a_crashing_check_fails_closed_without_its_message(parts, monkeypatch, c
 
 def test_samples_are_bounded_and_seeded(parts):
     train, holdout, fresh = parts
-    settings = Settings(sample_rows=300, attack_rows=60, max_marginals=5,
-                        singling_out_queries=50)
+    settings = Settings(sample_rows=300, attack_rows=60, max_marginals=5, singling_out_queries=50)
     a = _evaluate(train, holdout, fresh, settings=settings, seed=3, target=None)
     b = _evaluate(train, holdout, fresh, settings=settings, seed=3, target=None)
     assert json.dumps(a.figures) == json.dumps(b.figures)
@@ -99,9 +117,14 @@ def test_samples_are_bounded_and_seeded(parts):
 def test_wrong_arguments_raise():
     frame = population(np.random.default_rng(0), 20)
     with pytest.raises(TypeError):
-        real.evaluate_against_real(train=frame, holdout=SensitiveTable(frame, label="h"),
-                                   synthetic=frame, discretiser=Discretiser(COLUMNS),
-                                   target=None, rng=np.random.default_rng(0))
+        real.evaluate_against_real(
+            train=frame,
+            holdout=SensitiveTable(frame, label="h"),
+            synthetic=frame,
+            discretiser=Discretiser(COLUMNS),
+            target=None,
+            rng=np.random.default_rng(0),
+        )
     with pytest.raises(ValueError):
         _evaluate(frame, frame, frame, target="nope")
     with pytest.raises(ValueError):
@@ -113,7 +136,8 @@ def test_real_numbers_outside_a_narrow_bound_are_clipped_not_fatal(parts):
     train, holdout, fresh = parts
     holdout = holdout.copy()
     holdout.loc[:9, "x"] = 7.5  # outside x's declared [0, 1]
-    evaluation = _evaluate(train, holdout, fresh, target=None,
-                           settings=Settings(sample_rows=400, attack_rows=100))
+    evaluation = _evaluate(
+        train, holdout, fresh, target=None, settings=Settings(sample_rows=400, attack_rows=100)
+    )
     assert evaluation.errors == {}
     assert math.isfinite(evaluation.figures["tvd_1way"])

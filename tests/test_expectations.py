@@ -163,8 +163,8 @@ def test_decoded_output_of_the_discretiser_passes() -> None:
         "small": NumericalColumn(type="numerical", lower=-3, upper=4, integer=True),
         "when": DatetimeColumn(
             type="datetime",
-            lower=dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc),
-            upper=dt.datetime(2000, 1, 2, tzinfo=dt.timezone.utc),
+            lower=dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
+            upper=dt.datetime(2000, 1, 2, tzinfo=dt.UTC),
             nullable=True,
         ),
     }

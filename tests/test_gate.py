@@ -13,10 +13,20 @@ from synthrelease.validators.gate import THRESHOLD_CHECKS, Verdict, evaluate_gat
 
 GATE = Gate(max_tvd_1way=0.1, max_tvd_2way=0.2, max_exact_copy_excess=0.01, expectations=True)
 GOOD = {
-    "tvd_1way": 0.05, "tvd_2way": 0.15, "tvd_3way": 0.2, "quality_score": 0.9,
-    "diagnostic_score": 1.0, "exact_copy_excess": 0.0, "exact_copy_share": 0.3,
-    "near_copy_excess": 0.0, "dcr_train_share": 0.5, "nndr_train_share": 0.5, "mia_auc": 0.5,
-    "singling_out_risk": 0.0, "linkability_risk": 0.0, "inference_risk": 0.01,
+    "tvd_1way": 0.05,
+    "tvd_2way": 0.15,
+    "tvd_3way": 0.2,
+    "quality_score": 0.9,
+    "diagnostic_score": 1.0,
+    "exact_copy_excess": 0.0,
+    "exact_copy_share": 0.3,
+    "near_copy_excess": 0.0,
+    "dcr_train_share": 0.5,
+    "nndr_train_share": 0.5,
+    "mia_auc": 0.5,
+    "singling_out_risk": 0.0,
+    "linkability_risk": 0.0,
+    "inference_risk": 0.01,
 }
 THRESHOLD_NAMES = [name for name, _, _ in THRESHOLD_CHECKS if name != "tstr_gap"]
 OK_GX = ExpectationResult(success=True, results=(Outcome("expect_x", "a", True),))
@@ -48,14 +58,21 @@ def test_threshold_is_inclusive_and_numpy_numbers_work() -> None:
 
 @pytest.mark.parametrize(
     "name,value,reason",
-    [("tvd_1way", 0.11, "above the threshold"), ("tvd_2way", 0.21, "above the threshold"),
-     ("tvd_3way", 0.6, "above the threshold"), ("exact_copy_excess", 0.2, "above the threshold"),
-     ("quality_score", 0.5, "below the threshold"), ("diagnostic_score", 0.8, "below the threshold"),
-     ("near_copy_excess", 0.2, "above the threshold"),
-     ("dcr_train_share", 0.7, "above the threshold"), ("nndr_train_share", 0.7, "above the threshold"),
-     ("mia_auc", 0.75, "above the threshold"), ("singling_out_risk", 0.3, "above the threshold"),
-     ("linkability_risk", 0.3, "above the threshold"),
-     ("inference_risk", 0.3, "above the threshold")],
+    [
+        ("tvd_1way", 0.11, "above the threshold"),
+        ("tvd_2way", 0.21, "above the threshold"),
+        ("tvd_3way", 0.6, "above the threshold"),
+        ("exact_copy_excess", 0.2, "above the threshold"),
+        ("quality_score", 0.5, "below the threshold"),
+        ("diagnostic_score", 0.8, "below the threshold"),
+        ("near_copy_excess", 0.2, "above the threshold"),
+        ("dcr_train_share", 0.7, "above the threshold"),
+        ("nndr_train_share", 0.7, "above the threshold"),
+        ("mia_auc", 0.75, "above the threshold"),
+        ("singling_out_risk", 0.3, "above the threshold"),
+        ("linkability_risk", 0.3, "above the threshold"),
+        ("inference_risk", 0.3, "above the threshold"),
+    ],
 )
 def test_each_threshold_breach_fails(name: str, value: float, reason: str) -> None:
     verdict = evaluate_gate(figures={**GOOD, name: value}, expectations=OK_GX, gate=GATE)
@@ -65,15 +82,18 @@ def test_each_threshold_breach_fails(name: str, value: float, reason: str) -> No
 
 
 def test_tstr_check_only_with_a_target() -> None:
-    assert "tstr_gap" not in [c.name for c in evaluate_gate(
-        figures=GOOD, expectations=OK_GX, gate=GATE).checks]
+    assert "tstr_gap" not in [
+        c.name for c in evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE).checks
+    ]
     missing = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE, target="income")
     assert missing.passed is False and _check(missing, "tstr_gap").reason == "figure is missing"
-    ok = evaluate_gate(figures={**GOOD, "tstr_gap": 0.05}, expectations=OK_GX, gate=GATE,
-                       target="income")
+    ok = evaluate_gate(
+        figures={**GOOD, "tstr_gap": 0.05}, expectations=OK_GX, gate=GATE, target="income"
+    )
     assert ok.passed is True
-    wide = evaluate_gate(figures={**GOOD, "tstr_gap": 0.5}, expectations=OK_GX, gate=GATE,
-                         target="income")
+    wide = evaluate_gate(
+        figures={**GOOD, "tstr_gap": 0.5}, expectations=OK_GX, gate=GATE, target="income"
+    )
     assert [c.name for c in wide.failed] == ["tstr_gap"]
 
 
@@ -137,15 +157,23 @@ def test_expectations_check_skipped_when_not_required() -> None:
 
 
 def test_public_dict_has_no_figures() -> None:
-    figures = {**GOOD, "tvd_1way": 0.0123456, "tvd_2way": 0.1654321,
-               "exact_copy_excess": 0.0077777, "mia_auc": 0.5123456}
+    figures = {
+        **GOOD,
+        "tvd_1way": 0.0123456,
+        "tvd_2way": 0.1654321,
+        "exact_copy_excess": 0.0077777,
+        "mia_auc": 0.5123456,
+    }
     verdict = evaluate_gate(figures=figures, expectations=OK_GX, gate=GATE)
     public = json.dumps(verdict.public_dict())
     for value in (0.0123456, 0.1654321, 0.0077777, 0.5123456):
         assert repr(value)[:6] not in public
     assert "figure" not in public.replace("figure is", "")
     assert json.loads(public)["checks"][0] == {
-        "name": "tvd_1way", "threshold": 0.1, "bound": "max", "passed": True,
+        "name": "tvd_1way",
+        "threshold": 0.1,
+        "bound": "max",
+        "passed": True,
         "reason": "at or below the threshold",
     }
     internal = verdict.to_dict()
@@ -216,8 +244,13 @@ def test_report_overwrites_and_shows_a_pass(tmp_path) -> None:
     verdict = evaluate_gate(figures=GOOD, expectations=OK_GX, gate=GATE)
     for _ in range(2):
         path = write_internal_report(
-            tmp_path / "rep", run_id="r2", spec_name="s", verdict=verdict,
-            figures=GOOD, expectations=None, privacy={},
+            tmp_path / "rep",
+            run_id="r2",
+            spec_name="s",
+            verdict=verdict,
+            figures=GOOD,
+            expectations=None,
+            privacy={},
         )
     assert "Gate verdict: PASSED" in path.read_text()
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["verdict"]["passed"] is True

@@ -18,12 +18,16 @@ import torch
 from pydantic import TypeAdapter
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator
-from synthrelease.generators import dp_domain, dp_edges
+from synthrelease.generators import AIMGenerator, MSTGenerator, build_generator, dp_domain, dp_edges
+from synthrelease.generators.dpsgd import randomness as dpsgd_randomness
 from synthrelease.generators.dpsgd import train as dpsgd_train
 from synthrelease.generators.dpsgd.generator import DPSGDGenerator
 from synthrelease.generators.dpsgd.model import MADE
-from synthrelease.generators.dpsgd.train import StepRandomness, poisson_indices, public_sample_rate
+from synthrelease.generators.dpsgd.randomness import (
+    StepRandomness,
+    poisson_indices,
+    public_sample_rate,
+)
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec
@@ -90,8 +94,9 @@ def test_poisson_sampling_compares_float64_uniforms():
 
     class Fixed:  # uniforms a float32 comparison could not tell apart from q
         def uniforms(self, rows):
-            return torch.tensor([q - 2.0**-53, q, np.nextafter(q, 0.0), q + 2.0**-50],
-                                dtype=torch.float64)
+            return torch.tensor(
+                [q - 2.0**-53, q, np.nextafter(q, 0.0), q + 2.0**-50], dtype=torch.float64
+            )
 
     assert poisson_indices(4, q, Fixed()).tolist() == [0, 2]
     u = StepRandomness(CPU, seeds=[1, 2]).uniforms(10_000)
@@ -137,11 +142,11 @@ def test_secure_mode_rekeys_every_generator_every_step_with_os_entropy(table, mo
 
 def test_a_rekeyed_cpu_generator_is_driven_by_its_whole_new_state():
     g, twin = torch.Generator(), torch.Generator()
-    dpsgd_train._rekey(g)
+    dpsgd_randomness.rekey(g)
     twin.set_state(g.get_state())
     first = torch.rand(2000, generator=g, dtype=torch.float64)
     assert torch.equal(first, torch.rand(2000, generator=twin, dtype=torch.float64))
-    dpsgd_train._rekey(twin)  # a different key: a different stream
+    dpsgd_randomness.rekey(twin)  # a different key: a different stream
     assert not torch.equal(torch.rand(50, generator=g), torch.rand(50, generator=twin))
     z = torch.normal(0.0, 1.0, size=(200_000,), generator=g, dtype=torch.float64)
     assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
@@ -190,9 +195,11 @@ def test_nan_abort_step_goes_to_the_private_log_not_the_error(table, monkeypatch
 def test_marginal_generators_log_run_times_only_privately(caplog):
     with caplog.at_level(logging.DEBUG, logger="synthrelease"):
         MSTGenerator(COLUMNS, epsilon=1.0, delta=1e-6).fit(
-            SensitiveTable(make_table(ROWS), label="t"), noise=NoiseSource.seeded(0))
+            SensitiveTable(make_table(ROWS), label="t"), noise=NoiseSource.seeded(0)
+        )
         AIMGenerator(COLUMNS, epsilon=1.0, delta=1e-6, params={"rounds": 8}).fit(
-            SensitiveTable(make_table(ROWS), label="t"), noise=NoiseSource.seeded(0))
+            SensitiveTable(make_table(ROWS), label="t"), noise=NoiseSource.seeded(0)
+        )
     public = "\n".join(r.getMessage() for r in _public(caplog.records))
     assert "mst: fitted" in public and "aim: fitted" in public
     assert " s," not in public and "fitted in" not in public and str(ROWS) not in public
@@ -203,10 +210,14 @@ def test_marginal_generators_log_run_times_only_privately(caplog):
 def _log_calls(path: Path):
     """(logger variable, message) of every ``<name>.<level>("...", ...)`` call."""
     for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr in {"debug", "info", "warning", "error", "exception"}
-                and isinstance(node.func.value, ast.Name) and node.args
-                and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in {"debug", "info", "warning", "error", "exception"}
+            and isinstance(node.func.value, ast.Name)
+            and node.args
+            and isinstance(node.args[0], (ast.Constant, ast.JoinedStr))
+        ):
             yield node.func.value.id, ast.unparse(node.args[0])
 
 
@@ -227,13 +238,19 @@ def test_the_gate_logs_failed_check_names_privately(caplog):
     from synthrelease.validators.gate import evaluate_gate
 
     with caplog.at_level(logging.DEBUG, logger="synthrelease"):
-        verdict = evaluate_gate(figures={"tvd_1way": 0.9}, expectations=None,
-                                gate=Gate(max_tvd_1way=0.1, expectations=False))
+        verdict = evaluate_gate(
+            figures={"tvd_1way": 0.9},
+            expectations=None,
+            gate=Gate(max_tvd_1way=0.1, expectations=False),
+        )
     assert not verdict.passed
     public = [r.getMessage() for r in _public(caplog.records) if "gate" in r.getMessage()]
     assert public == ["gate: FAILED"]
-    assert any("tvd_1way" in r.getMessage() for r in caplog.records
-               if r.name == "synthrelease.private.gate")
+    assert any(
+        "tvd_1way" in r.getMessage()
+        for r in caplog.records
+        if r.name == "synthrelease.private.gate"
+    )
 
 
 # --------------------------------------------------------------------------- 3. AIM parameters
@@ -246,18 +263,24 @@ def test_aim_refuses_too_few_rounds_when_built(rounds):
     with pytest.raises(GeneratorError, match="'rounds' must be at least 10 for 10 columns"):
         AIMGenerator(AIM_COLUMNS, epsilon=1.0, delta=1e-6, params={"rounds": rounds})
     with pytest.raises(GeneratorError, match="'rounds'"):
-        build_generator(GeneratorSpec(name="aim", params={"rounds": rounds}), AIM_COLUMNS,
-                        epsilon=1.0, delta=1e-6)
+        build_generator(
+            GeneratorSpec(name="aim", params={"rounds": rounds}),
+            AIM_COLUMNS,
+            epsilon=1.0,
+            delta=1e-6,
+        )
     with pytest.raises(GeneratorError, match="'rounds' must be at least 6 for 10 columns"):
-        AIMGenerator(AIM_COLUMNS, epsilon=1.0, delta=1e-6,
-                     params={"rounds": 5, "measure_share": 0.5})
+        AIMGenerator(
+            AIM_COLUMNS, epsilon=1.0, delta=1e-6, params={"rounds": 5, "measure_share": 0.5}
+        )
 
 
 def test_aim_with_the_fewest_allowed_rounds_fits_within_budget():
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({n: rng.random(500) < 0.5 for n in AIM_COLUMNS})
-    gen = AIMGenerator(AIM_COLUMNS, epsilon=1.0, delta=1e-6, params={"rounds": 10, "iters": 5,
-                                                                      "final_iters": 5})
+    gen = AIMGenerator(
+        AIM_COLUMNS, epsilon=1.0, delta=1e-6, params={"rounds": 10, "iters": 5, "final_iters": 5}
+    )
     report = gen.fit(SensitiveTable(frame, label="t"), noise=NoiseSource.seeded(0))
     assert report.epsilon <= 1.0
 
@@ -303,13 +326,15 @@ def test_dp_bounds_are_points_of_the_public_grid(seed):
     frame = pd.DataFrame({"x": rng.normal(3, 40, 4000), "n": rng.integers(-70, 900, 4000)})
     t = SensitiveTable(frame, label="t")
     for name, integer in (("x", False), ("n", True)):
-        lo, hi = dp_domain.dp_bounds(t, name, rho=0.05, noise=NoiseSource.seeded(seed),
-                                     integer=integer)
+        lo, hi = dp_domain.dp_bounds(
+            t, name, rho=0.05, noise=NoiseSource.seeded(seed), integer=integer
+        )
         assert dp_domain.on_bounds_grid(lo, integer=integer)
         assert dp_domain.on_bounds_grid(hi, integer=integer)
     columns = {"x": COL.validate_python({"type": "numerical"})}
-    resolved, _ = dp_domain.resolve_columns(t, columns, rho_each=0.05, delta_each=1e-7,
-                                            noise=NoiseSource.seeded(seed))
+    resolved, _ = dp_domain.resolve_columns(
+        t, columns, rho_each=0.05, delta_each=1e-7, noise=NoiseSource.seeded(seed)
+    )
     assert dp_domain.on_bounds_grid(resolved["x"].lower)
     assert dp_domain.on_bounds_grid(resolved["x"].upper)
     assert not dp_domain.on_bounds_grid(resolved["x"].upper * (1 + 1e-12))

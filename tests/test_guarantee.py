@@ -46,19 +46,24 @@ def _entries(spec):
 # --------------------------------------------------------------------------- budget pinning
 def test_a_spec_cannot_raise_the_lifetime_budget(tmp_path):
     with BudgetLedger.sqlite(tmp_path / "l.sqlite") as led:
-        led.commit(led.reserve("t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=1.0, delta=1e-6),
-                               run_id="r1"))
+        led.commit(
+            led.reserve(
+                "t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=1.0, delta=1e-6), run_id="r1"
+            )
+        )
         # the attack: edit privacy.budget in the YAML to unlock more spending
         with pytest.raises(BudgetPinnedError, match="budget set t"):
-            led.reserve("t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=100.0, delta=1e-6),
-                        run_id="r2")
+            led.reserve(
+                "t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=100.0, delta=1e-6), run_id="r2"
+            )
         with pytest.raises(BudgetPinnedError):
             led.check("t", epsilon=0.1, delta=0.0, budget=Budget(epsilon=2.0, delta=1e-6))
         assert led.spent("t") == (1.0, 1e-7) and len(led.entries("t")) == 1
         # the custodian's explicit, recorded change
         led.set_budget("t", epsilon=3.0, delta=1e-6, reason="board approved 2026-11")
-        led.reserve("t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=3.0, delta=1e-6),
-                    run_id="r3")
+        led.reserve(
+            "t", epsilon=1.0, delta=1e-7, budget=Budget(epsilon=3.0, delta=1e-6), run_id="r3"
+        )
         changes = led.budget_changes("t")
         assert [c.epsilon for c in changes] == [1.0, 3.0]
         assert changes[-1].reason == "board approved 2026-11"
@@ -75,45 +80,73 @@ def test_older_ledgers_pin_the_budget_of_their_first_entry(tmp_path):
         with led.engine.begin() as conn:  # as a ledger written before pinning existed
             conn.execute(update(tables).values(budget_epsilon=None, budget_delta=None))
         with pytest.raises(BudgetPinnedError):
-            led.reserve("t", epsilon=1.0, delta=0.0, budget=Budget(epsilon=9.0, delta=1e-6),
-                        run_id="b")
+            led.reserve(
+                "t", epsilon=1.0, delta=0.0, budget=Budget(epsilon=9.0, delta=1e-6), run_id="b"
+            )
 
 
 def test_budget_set_and_show_through_the_cli(spec_factory, capsys):
     path = spec_factory()
     spec = load_spec(path)
-    run.run_release(str(path))
+    run.release(str(path))
     _edit(path, privacy__budget__epsilon=50.0)
     assert main(["run", str(path), "--engine", "direct"]) == 2
     err = capsys.readouterr().err
     assert "lifetime budget of epsilon 10" in err and "Nothing was run" in err
     assert [e.status for e in _entries(spec)] == ["committed"]
-    assert main(["budget", "set", "small", "--epsilon", "50", "--delta", "1e-5",
-                 "--reason", "more releases approved", "--spec", str(path)]) == 0
+    assert (
+        main(
+            [
+                "budget",
+                "set",
+                "small",
+                "--epsilon",
+                "50",
+                "--delta",
+                "1e-5",
+                "--reason",
+                "more releases approved",
+                "--spec",
+                str(path),
+            ]
+        )
+        == 0
+    )
     assert main(["budget", "show", "--spec", str(path), "--entries"]) == 0
     out = capsys.readouterr().out
     assert "more releases approved" in out and "pinned at the first reservation" in out
 
 
 # --------------------------------------------------------------------------- frozen spec
-def test_a_spec_edited_between_steps_does_not_change_the_run(spec_factory):
+def test_a_spec_edited_between_steps_does_not_change_the_run(spec_factory, monkeypatch):
     path = spec_factory()
     original = load_spec(path)
     steps_seen = []
 
-    def call(step, run_dir, *args):
-        if step == "train":  # the attack: after reserve, point the run elsewhere
-            _edit(path, privacy__epsilon=9.0, generator__name="aim", synthetic_rows=10,
-                  gate__max_tvd_1way=1.0)
-        steps_seen.append(pipeline.PinnedRun.load(run_dir).spec.digest())
-        return run.direct(step, run_dir, *args)
+    def watched(name, step):
+        def wrapper(run_dir, *args):
+            if name == "train":  # the attack: after reserve, point the run elsewhere
+                _edit(
+                    path,
+                    privacy__epsilon=9.0,
+                    generator__name="aim",
+                    synthetic_rows=10,
+                    gate__max_tvd_1way=1.0,
+                )
+            steps_seen.append(pipeline.PinnedRun.load(run_dir).spec.digest())
+            return step(run_dir, *args)
 
-    summary = run.run_release(str(path), call=call)
+        return wrapper
+
+    for name in ("reserve", "train", "sample", "check", "gate", "publish", "finish"):
+        monkeypatch.setattr(run, name, watched(name, getattr(run, name)))
+    summary = run.release(str(path))
+    assert len(steps_seen) == 7
     assert set(steps_seen) == {original.digest()}  # every step read the frozen copy
-    manifest = ReleaseStore(original.store.uri).manifest(*summary["release_id"].split("@"))
+    manifest = ReleaseStore(original.store.uri).manifest(*summary.release_id.split("@"))
     assert manifest["privacy"]["epsilon"] == pytest.approx(3.0)
     assert manifest["generator"]["name"] == "mst" and manifest["synthetic_rows"] == 2000
-    frozen = (original.workspace.path / "runs" / summary["run_id"] / pipeline.SPEC_FILE)
+    frozen = original.workspace.path / "runs" / summary.run_id / pipeline.SPEC_FILE
     import hashlib
 
     assert manifest["run_spec_sha256"] == hashlib.sha256(frozen.read_bytes()).hexdigest()
@@ -141,12 +174,13 @@ def test_a_fit_that_spends_more_than_its_reservation_fails_closed(spec_factory, 
         report = honest(self, table, noise=noise)
         from synthrelease.generators.accounting import BudgetLine, PrivacyReport
 
-        return PrivacyReport.from_lines([*report.lines, BudgetLine("extra", 1.0, "bug")],
-                                        delta=report.delta)
+        return PrivacyReport.from_lines(
+            [*report.lines, BudgetLine("extra", 1.0, "bug")], delta=report.delta
+        )
 
     monkeypatch.setattr(MSTGenerator, "fit", overspend)
     with pytest.raises(ChargedRunError):
-        run.run_release(str(path))
+        run.release(str(path))
     assert ReleaseStore(spec.store.uri).releases() == []
     assert [e.status for e in _entries(spec)] == ["spent"]
     failure = next((spec.workspace.path / "runs").glob("*/failure.txt")).read_text()
@@ -155,8 +189,13 @@ def test_a_fit_that_spends_more_than_its_reservation_fails_closed(spec_factory, 
 
 def test_check_spend_recomputes_the_lines():
     line = {"step": "x", "rho": 0.5, "mechanism": "gaussian"}
-    ok = {"epsilon": 1.0, "delta": 1e-6, "rho": 0.01, "accountant": "zCDP (Canonne-Kamath-Steinke conversion)",
-          "lines": [{**line, "rho": 0.01}]}
+    ok = {
+        "epsilon": 1.0,
+        "delta": 1e-6,
+        "rho": 0.01,
+        "accountant": "zCDP (Canonne-Kamath-Steinke conversion)",
+        "lines": [{**line, "rho": 0.01}],
+    }
     pipeline.check_spend(ok, epsilon=1.0, delta=1e-6)
     lying = {**ok, "rho": 0.5, "lines": [line]}  # epsilon understated against its own lines
     with pytest.raises(PrivacyError):
@@ -171,7 +210,7 @@ def test_a_seeded_spec_is_refused_outside_tests(spec_factory, monkeypatch, capsy
     spec = load_spec(path)
     monkeypatch.delenv(pipeline.TEST_NOISE_ENV, raising=False)
     with pytest.raises(SpecError, match="tests only"):
-        run.run_release(str(path))
+        run.release(str(path))
     assert main(["run", str(path), "--engine", "direct"]) == 2
     assert "SYNTHRELEASE_TEST_NOISE" in capsys.readouterr().err
     assert not (spec.workspace.path / "ledger.sqlite").exists() or _entries(spec) == []
@@ -180,8 +219,8 @@ def test_a_seeded_spec_is_refused_outside_tests(spec_factory, monkeypatch, capsy
 def test_a_seeded_release_says_not_private_first(spec_factory):
     path = spec_factory()
     spec = load_spec(path)
-    summary = run.run_release(str(path))
-    name, version = summary["release_id"].split("@")
+    summary = run.release(str(path))
+    name, version = summary.release_id.split("@")
     store = ReleaseStore(spec.store.uri)
     manifest = store.manifest(name, version)
     assert manifest["privacy"]["details"] and manifest["noise"].startswith("seeded")
@@ -189,8 +228,11 @@ def test_a_seeded_release_says_not_private_first(spec_factory):
     assert "NOT PRIVATE" in json.dumps({first_key: manifest[first_key]})
     readme = store.read_verified(name, version, "README.md").decode()
     assert "NOT PRIVATE" in readme.splitlines()[0]
-    assert "NOT PRIVATE" in (ReleaseStore(spec.store.uri).fs.cat_file(
-        ReleaseStore(spec.store.uri)._p("index.html")).decode())
+    assert "NOT PRIVATE" in (
+        ReleaseStore(spec.store.uri)
+        .fs.cat_file(ReleaseStore(spec.store.uri)._p("index.html"))
+        .decode()
+    )
 
 
 # --------------------------------------------------------------------------- the split
@@ -198,8 +240,9 @@ def test_bernoulli_split_keeps_add_remove_neighbours():
     table = make_table(2000, seed=3)
     key = bytes(range(16))
     base = bernoulli_holdout(table, fraction=0.3, key=key)
-    sizes = {int(bernoulli_holdout(table, fraction=0.3, key=bytes([k] * 16)).sum())
-             for k in range(8)}
+    sizes = {
+        int(bernoulli_holdout(table, fraction=0.3, key=bytes([k] * 16)).sum()) for k in range(8)
+    }
     assert len(sizes) > 1  # the part sizes are random, not round(n * f)
     assert all(480 < s < 720 for s in sizes)
     train = table[~base]
@@ -223,8 +266,8 @@ def test_bernoulli_split_keeps_add_remove_neighbours():
 def test_the_manifest_states_the_neighbouring_relation(spec_factory):
     path = spec_factory()
     spec = load_spec(path)
-    summary = run.run_release(str(path))
-    manifest = ReleaseStore(spec.store.uri).manifest(*summary["release_id"].split("@"))
+    summary = run.release(str(path))
+    manifest = ReleaseStore(spec.store.uri).manifest(*summary.release_id.split("@"))
     assert "add/remove" in manifest["privacy"]["neighbouring"]
     assert "Bernoulli" in manifest["privacy"]["neighbouring"]
 
@@ -251,16 +294,21 @@ def _independent_epsilon(details: dict, delta: float) -> float:
     return accountant.get_epsilon(delta)
 
 
-DPSGD = {"name": "dpsgd", "params": {"epochs": 3, "batch_size": 128, "hidden": [32],
-                                     "bins": 8, "device": "cpu"}}
+DPSGD = {
+    "name": "dpsgd",
+    "params": {"epochs": 3, "batch_size": 128, "hidden": [32], "bins": 8, "device": "cpu"},
+}
 
 
-@pytest.mark.parametrize("generator", [{"name": "mst", "params": {"bins": 16}},
-                                       {"name": "aim", "params": {"bins": 8}}, DPSGD],
-                         ids=["mst", "aim", "dpsgd"])
+@pytest.mark.parametrize(
+    "generator",
+    [{"name": "mst", "params": {"bins": 16}}, {"name": "aim", "params": {"bins": 8}}, DPSGD],
+    ids=["mst", "aim", "dpsgd"],
+)
 @pytest.mark.parametrize("holdout", ["fraction", "source"])
-def test_manifest_epsilon_matches_an_independent_accountant(spec_factory, tmp_path, generator,
-                                                            holdout):
+def test_manifest_epsilon_matches_an_independent_accountant(
+    spec_factory, tmp_path, generator, holdout
+):
     """For every generator and holdout mode: the manifest states add/remove neighbours
     (which the Bernoulli split keeps, see above) and an epsilon that a second accountant
     library, fed the manifest's own lines, reproduces within 1% (ours is never looser)."""
@@ -269,15 +317,29 @@ def test_manifest_epsilon_matches_an_independent_accountant(spec_factory, tmp_pa
         held = tmp_path / "held.csv"
         make_table(600, seed=9).to_csv(held, index=False)
         extra["holdout"] = {"source": {"kind": "csv", "path": str(held)}}
-    path = spec_factory(generator=generator, gate={"max_tvd_1way": 1.0, "max_tvd_2way": 1.0,
-                        "max_tvd_3way": 1.0, "min_quality_score": 0.0, "min_diagnostic_score": 0.0,
-                        "max_exact_copy_excess": 1.0, "max_near_copy_excess": 1.0,
-                        "max_dcr_train_share": 1.0, "max_nndr_train_share": 1.0, "max_mia_auc": 1.0,
-                        "max_singling_out_risk": 1.0, "max_linkability_risk": 1.0,
-                        "max_inference_risk": 1.0, "expectations": False}, **extra)
+    path = spec_factory(
+        generator=generator,
+        gate={
+            "max_tvd_1way": 1.0,
+            "max_tvd_2way": 1.0,
+            "max_tvd_3way": 1.0,
+            "min_quality_score": 0.0,
+            "min_diagnostic_score": 0.0,
+            "max_exact_copy_excess": 1.0,
+            "max_near_copy_excess": 1.0,
+            "max_dcr_train_share": 1.0,
+            "max_nndr_train_share": 1.0,
+            "max_mia_auc": 1.0,
+            "max_singling_out_risk": 1.0,
+            "max_linkability_risk": 1.0,
+            "max_inference_risk": 1.0,
+            "expectations": False,
+        },
+        **extra,
+    )
     spec = load_spec(path)
-    summary = run.run_release(str(path))
-    privacy = ReleaseStore(spec.store.uri).manifest(*summary["release_id"].split("@"))["privacy"]
+    summary = run.release(str(path))
+    privacy = ReleaseStore(spec.store.uri).manifest(*summary.release_id.split("@"))["privacy"]
     assert privacy["neighbouring"].startswith("add/remove one row")
     ours = privacy["epsilon"]
     assert ours <= spec.privacy.epsilon * (1 + 1e-9)

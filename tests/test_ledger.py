@@ -63,7 +63,9 @@ def test_tables_are_separate_and_summarised(ledger):
 def _reserve_in_process(path, queue):
     led = BudgetLedger.sqlite(path)
     try:
-        led.reserve("shared", epsilon=1.0, delta=0.0, budget=BUDGET, run_id=mp.current_process().name)
+        led.reserve(
+            "shared", epsilon=1.0, delta=0.0, budget=BUDGET, run_id=mp.current_process().name
+        )
         queue.put("ok")
     except BudgetExceededError:
         queue.put("refused")
@@ -89,7 +91,12 @@ def test_concurrent_processes_cannot_overspend(tmp_path):
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.floats(0.01, 2.0), st.sampled_from(["commit", "spend", "void", "open"])), max_size=15))
+@given(
+    st.lists(
+        st.tuples(st.floats(0.01, 2.0), st.sampled_from(["commit", "spend", "void", "open"])),
+        max_size=15,
+    )
+)
 def test_ledger_never_exceeds_the_budget(tmp_path_factory, ops):
     led = BudgetLedger.sqlite(tmp_path_factory.mktemp("l") / "l.sqlite")
     try:

@@ -43,10 +43,10 @@ def test_ledger_on_postgres(pg_url):
 
 def _release_in_process(spec_path, url, queue):
     os.environ["LEDGER_URL"] = url
-    from synthrelease.run import run_release
+    from synthrelease.run import release
 
     try:
-        run_release(spec_path)
+        release(spec_path)
         queue.put("published")
     except BudgetExceededError:
         queue.put("refused")
@@ -61,8 +61,13 @@ def test_two_concurrent_runs_that_would_exceed_the_budget(pg_url, spec_factory, 
     for i in range(2):
         path = spec_factory(
             name="pgrace",
-            privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": i,
-                     "budget": {"epsilon": 10.0, "delta": 1e-5}},
+            privacy={
+                "epsilon": 6.0,
+                "delta": 1e-6,
+                "noise": "seeded",
+                "seed": i,
+                "budget": {"epsilon": 10.0, "delta": 1e-5},
+            },
             workspace={"path": str(tmp_path / f"ws{i}"), "ledger_url_env": "LEDGER_URL"},
             store={"uri": str(tmp_path / "store")},
         )
@@ -87,7 +92,9 @@ def test_two_concurrent_runs_that_would_exceed_the_budget(pg_url, spec_factory, 
 def _reserve(url, queue):
     led = BudgetLedger(url)
     try:
-        led.reserve("pg-race", epsilon=1.0, delta=0.0, budget=Budget(epsilon=3.0, delta=0.0), run_id="r")
+        led.reserve(
+            "pg-race", epsilon=1.0, delta=0.0, budget=Budget(epsilon=3.0, delta=0.0), run_id="r"
+        )
         queue.put("ok")
     except BudgetExceededError:
         queue.put("refused")

@@ -15,8 +15,8 @@ from synthrelease.errors import SpecError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.marginal.estimation import Measurement, estimate
 from synthrelease.generators.marginal.graphical import Calibrator
-from synthrelease.generators.marginal.graphical_model import GraphicalModel
 from synthrelease.generators.marginal.jtree import build, model_cells
+from synthrelease.generators.marginal.jtree_sampler import GraphicalModel
 from synthrelease.spec import Column, parse_spec
 
 SIZES = [3, 4, 2, 5, 3, 2, 4]
@@ -36,8 +36,11 @@ def _marg(joint: np.ndarray, q) -> np.ndarray:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.lists(st.integers(0, 6), min_size=1, max_size=3, unique=True),
-                min_size=1, max_size=8))
+@given(
+    st.lists(
+        st.lists(st.integers(0, 6), min_size=1, max_size=3, unique=True), min_size=1, max_size=8
+    )
+)
 def test_junction_tree_has_the_running_intersection_property(cliques) -> None:
     cliques = [tuple(sorted(c)) for c in cliques]
     jt = build(SIZES, cliques)
@@ -109,10 +112,18 @@ def test_sampler_follows_the_model_and_only_the_callers_rng() -> None:
 def test_declared_edges_encode_and_decode_consistently() -> None:
     adapter = TypeAdapter(Column)
     cols = {
-        "age": adapter.validate_python({"type": "numerical", "lower": 16, "upper": 100,
-                                        "integer": True, "edges": [25, 35, 45.5, 65]}),
-        "x": adapter.validate_python({"type": "numerical", "lower": 0, "upper": 1,
-                                      "edges": [0.1, 0.5], "nullable": True}),
+        "age": adapter.validate_python(
+            {
+                "type": "numerical",
+                "lower": 16,
+                "upper": 100,
+                "integer": True,
+                "edges": [25, 35, 45.5, 65],
+            }
+        ),
+        "x": adapter.validate_python(
+            {"type": "numerical", "lower": 0, "upper": 1, "edges": [0.1, 0.5], "nullable": True}
+        ),
     }
     disc = Discretiser(cols)
     assert disc.sizes == {"age": 5, "x": 4}
@@ -123,15 +134,25 @@ def test_declared_edges_encode_and_decode_consistently() -> None:
     pd.testing.assert_frame_equal(disc.encode(decoded), pd.concat([codes] * 50, ignore_index=True))
 
 
-@pytest.mark.parametrize("edges, problem", [
-    ([30, 20], "strictly increasing"), ([0, 50], "strictly between"), ([50, 100], "strictly between"),
-])
+@pytest.mark.parametrize(
+    "edges, problem",
+    [
+        ([30, 20], "strictly increasing"),
+        ([0, 50], "strictly between"),
+        ([50, 100], "strictly between"),
+    ],
+)
 def test_bad_edges_are_refused_naming_the_key(edges, problem, tmp_path) -> None:
-    raw = {"name": "t", "source": {"kind": "csv", "path": "x.csv"},
-           "schema": {"columns": {"v": {"type": "numerical", "lower": 0, "upper": 100,
-                                        "edges": edges}}},
-           "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
-           "generator": {"name": "aim"}, "synthetic_rows": 10}
+    raw = {
+        "name": "t",
+        "source": {"kind": "csv", "path": "x.csv"},
+        "schema": {
+            "columns": {"v": {"type": "numerical", "lower": 0, "upper": 100, "edges": edges}}
+        },
+        "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
+        "generator": {"name": "aim"},
+        "synthetic_rows": 10,
+    }
     with pytest.raises(SpecError, match=problem):
         parse_spec(raw, base=tmp_path)
 
@@ -139,13 +160,15 @@ def test_bad_edges_are_refused_naming_the_key(edges, problem, tmp_path) -> None:
 def test_mst_numpy_engine_agrees_with_mbi() -> None:
     """The same mirror descent from the same start: Private-PGM's JAX estimator is the
     reference for the numpy engine."""
-    from tests.test_mst import COLUMNS, _table
     from synthrelease.generators import MSTGenerator
     from synthrelease.generators.noise import NoiseSource
+    from tests.test_mst import COLUMNS, _table
 
     fits = {}
     for engine in ("numpy", "mbi"):
-        gen = MSTGenerator(COLUMNS, epsilon=1.0, delta=1e-6, params={"engine": engine, "iters": 300})
+        gen = MSTGenerator(
+            COLUMNS, epsilon=1.0, delta=1e-6, params={"engine": engine, "iters": 300}
+        )
         gen.fit(_table(), noise=NoiseSource.seeded(7))
         fits[engine] = gen.model
     a, b = fits["numpy"], fits["mbi"]

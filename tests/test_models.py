@@ -20,28 +20,49 @@ from tests.conftest import SMALL_COLUMNS, make_table
 
 
 def _spec(models):
-    return parse_spec({
-        "name": "small", "source": {"kind": "csv", "path": "unused.csv"},
-        "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)},
-        "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
-        "generator": {"name": "mst"}, "synthetic_rows": 1500, "models": models,
-    })
+    return parse_spec(
+        {
+            "name": "small",
+            "source": {"kind": "csv", "path": "unused.csv"},
+            "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)},
+            "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
+            "generator": {"name": "mst"},
+            "synthetic_rows": 1500,
+            "models": models,
+        }
+    )
 
 
-@pytest.mark.parametrize("model, message", [
-    ({"name": "m", "kind": "classifier", "target": "nope"}, "target 'nope' is not a column"),
-    ({"name": "m", "kind": "classifier", "target": "age"}, "categorical or boolean target"),
-    ({"name": "m", "kind": "regressor", "target": "colour"}, "numerical target"),
-    ({"name": "m", "kind": "regressor", "target": "age", "algorithm": "logistic_regression"},
-     "does not make a regressor"),
-    ({"name": "m", "kind": "classifier", "target": "smoker", "params": {"n_jobs": 8}},
-     "unknown parameter 'n_jobs'"),
-    ({"name": "m", "kind": "classifier", "target": "smoker", "params": {"n_estimators": 10**6}},
-     "between 1 and 500"),
-    ({"name": "../m", "kind": "classifier", "target": "smoker"}, "models.0.name"),
-    ({"name": "m", "kind": "classifier", "target": "smoker", "features": ["smoker"]},
-     "must not include the target"),
-])
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ({"name": "m", "kind": "classifier", "target": "nope"}, "target 'nope' is not a column"),
+        ({"name": "m", "kind": "classifier", "target": "age"}, "categorical or boolean target"),
+        ({"name": "m", "kind": "regressor", "target": "colour"}, "numerical target"),
+        (
+            {"name": "m", "kind": "regressor", "target": "age", "algorithm": "logistic_regression"},
+            "does not make a regressor",
+        ),
+        (
+            {"name": "m", "kind": "classifier", "target": "smoker", "params": {"n_jobs": 8}},
+            "unknown parameter 'n_jobs'",
+        ),
+        (
+            {
+                "name": "m",
+                "kind": "classifier",
+                "target": "smoker",
+                "params": {"n_estimators": 10**6},
+            },
+            "between 1 and 500",
+        ),
+        ({"name": "../m", "kind": "classifier", "target": "smoker"}, "models.0.name"),
+        (
+            {"name": "m", "kind": "classifier", "target": "smoker", "features": ["smoker"]},
+            "must not include the target",
+        ),
+    ],
+)
 def test_bad_model_declarations_are_refused(spec_factory, model, message):
     with pytest.raises(SpecError, match=message):
         load_spec(spec_factory(models=[model]))
@@ -67,28 +88,47 @@ def test_input_encoding_per_declared_type():
 
 
 def test_models_are_deterministic_portable_and_carded(tmp_path):
-    spec = _spec([
-        {"name": "smoker", "kind": "classifier", "target": "smoker"},
-        {"name": "score", "kind": "regressor", "target": "score", "algorithm": "ridge",
-         "features": ["age", "colour", "city"]},
-    ])
+    spec = _spec(
+        [
+            {"name": "smoker", "kind": "classifier", "target": "smoker"},
+            {
+                "name": "score",
+                "kind": "regressor",
+                "target": "score",
+                "algorithm": "ridge",
+                "features": ["age", "colour", "city"],
+            },
+        ]
+    )
     table = tmp_path / "synthetic.parquet"
     make_table(1500, seed=11).to_parquet(table, index=False)
-    files = train_release_models(spec, table_rel="synthetic/small.parquet", table_path=table,
-                                 out_dir=tmp_path / "m", release_id="small@20261128T101500Z",
-                                 privacy={"epsilon": 1.0, "delta": 1e-6})
-    assert sorted(files) == [f"models/{n}/{f}" for n in ("score", "smoker")
-                             for f in ("README.md", "card.json", "model.onnx")]
+    files = train_release_models(
+        spec,
+        table_rel="synthetic/small.parquet",
+        table_path=table,
+        out_dir=tmp_path / "m",
+        release_id="small@20261128T101500Z",
+        privacy={"epsilon": 1.0, "delta": 1e-6},
+    )
+    assert sorted(files) == [
+        f"models/{n}/{f}"
+        for n in ("score", "smoker")
+        for f in ("README.md", "card.json", "model.onnx")
+    ]
     assert {a.provenance.value for rel, a in files.items() if rel.endswith(".onnx")} == {
-        "trained-on-synthetic"}
+        "trained-on-synthetic"
+    }
     card = json.loads(files["models/smoker/card.json"].path.read_text())
     onnx_bytes = files["models/smoker/model.onnx"].path.read_bytes()
     assert reproduce(card, table) == onnx_bytes  # the firewall's check
     assert onnx_bytes[:2] != b"\x80\x04"  # not a pickle
-    assert card["training_data"] == {"release": "small@20261128T101500Z",
-                                     "table": "synthetic/small.parquet",
-                                     "sha256": card["training_data"]["sha256"], "rows": 1500,
-                                     "provenance": "synthetic"}
+    assert card["training_data"] == {
+        "release": "small@20261128T101500Z",
+        "table": "synthetic/small.parquet",
+        "sha256": card["training_data"]["sha256"],
+        "rows": 1500,
+        "provenance": "synthetic",
+    }
     assert "post-processing" in card["privacy"]["guarantee"]
     assert not {"figures", "evaluation", "metrics", "accuracy", "auc"} & set(card)  # real-data
     # figures stay in the workspace
@@ -106,13 +146,45 @@ def test_models_are_deterministic_portable_and_carded(tmp_path):
 
 
 def test_single_class_target_is_a_clear_error(tmp_path):
-    spec = _spec([{"name": "m", "kind": "classifier", "target": "smoker",
-                   "algorithm": "logistic_regression"}])
+    spec = _spec(
+        [
+            {
+                "name": "m",
+                "kind": "classifier",
+                "target": "smoker",
+                "algorithm": "logistic_regression",
+            }
+        ]
+    )
     frame = make_table(200, seed=1)
     frame["smoker"] = True
     table = tmp_path / "t.parquet"
     frame.to_parquet(table, index=False)
     with pytest.raises(ModelError, match="single class"):
-        train_release_models(spec, table_rel="synthetic/t.parquet", table_path=table,
-                             out_dir=tmp_path / "m", release_id="small@x",
-                             privacy={"epsilon": 1.0, "delta": 1e-6})
+        train_release_models(
+            spec,
+            table_rel="synthetic/t.parquet",
+            table_path=table,
+            out_dir=tmp_path / "m",
+            release_id="small@x",
+            privacy={"epsilon": 1.0, "delta": 1e-6},
+        )
+
+
+def test_inputs_read_values_as_the_domain_check_and_copy_checks_do():
+    """Features go through synthrelease.values: the same spellings, the same bucket."""
+    flags = encode_column(
+        pd.Series([" Yes ", "N", "1.0", "maybe", ""], dtype=object), Feature("f", "boolean")
+    )[:, 0]
+    assert flags[:3].tolist() == [1.0, 0.0, 1.0] and np.isnan(flags[3:]).all()
+    nums = encode_column(
+        pd.Series([" 3 ", "3.0", "x", np.inf], dtype=object), Feature("n", "numerical")
+    )[:, 0]
+    assert nums[:2].tolist() == [3.0, 3.0] and np.isnan(nums[2]) and np.isinf(nums[3])
+    cat = Feature("c", "categorical", ("a", "3"), "other")
+    labels = encode_column(pd.Series(["a", 3, "", "other", "A", np.nan], dtype=object), cat)[:, 0]
+    assert labels.tolist() == ["a", "3", "", "other", "other", ""]
+    # an empty category set maps nothing (as before the shared normaliser)
+    assert encode_column(pd.Series(["q"]), Feature("c", "categorical", (), "other"))[0, 0] == "q"
+    days = encode_column(pd.Series(["1970-01-02T01:00:00+01:00"]), Feature("d", "datetime"))
+    assert days[0, 0] == 1.0

@@ -18,7 +18,7 @@ from synthrelease.errors import GeneratorError, PrivacyError, SchemaMismatchErro
 from synthrelease.generators import GENERATORS, MSTGenerator, build_generator, load_generator
 from synthrelease.generators.accounting import cdp_rho
 from synthrelease.generators.domain import Discretiser
-from synthrelease.generators.marginal.mst_model import tree_marginals
+from synthrelease.generators.marginal.mst_estimate import tree_marginals
 from synthrelease.generators.noise import NoiseSource, make_noise
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, GeneratorSpec, Privacy
@@ -51,8 +51,16 @@ def _frame(seed: int = 0, rows: int = ROWS) -> pd.DataFrame:
     income = np.clip(age * 1500 + rng.normal(0, 15000, rows), 0, 200000)
     city = rng.choice(["a", "b", "c", "d", None], size=rows, p=[0.4, 0.3, 0.15, 0.1, 0.05])
     member = rng.random(rows) < np.where(age > 50, 0.8, 0.2)
-    return pd.DataFrame({"age": age, "income": income, "colour": colour, "tone": tone,
-                         "city": city, "member": member})
+    return pd.DataFrame(
+        {
+            "age": age,
+            "income": income,
+            "colour": colour,
+            "tone": tone,
+            "city": city,
+            "member": member,
+        }
+    )
 
 
 def _table(seed: int = 0) -> SensitiveTable:
@@ -80,8 +88,9 @@ def _tvd(a: pd.DataFrame, b: pd.DataFrame, cols: tuple[str, ...], sizes: dict[st
     for c in cols:
         fa, fb = fa * sizes[c] + a[c].to_numpy(), fb * sizes[c] + b[c].to_numpy()
     m = math.prod(sizes[c] for c in cols)
-    return 0.5 * float(np.abs(np.bincount(fa, minlength=m) / len(a)
-                              - np.bincount(fb, minlength=m) / len(b)).sum())
+    return 0.5 * float(
+        np.abs(np.bincount(fa, minlength=m) / len(a) - np.bincount(fb, minlength=m) / len(b)).sum()
+    )
 
 
 # --------------------------------------------------------------------------- fitting
@@ -99,8 +108,11 @@ def test_fit_with_seeded_noise_is_reproducible(fitted: MSTGenerator) -> None:
 
 def test_privacy_report_sums_to_the_requested_budget(fitted: MSTGenerator) -> None:
     report = fitted.report
-    assert [line.step for line in report.lines] == ["1-way marginals", "tree selection",
-                                                   "2-way marginals"]
+    assert [line.step for line in report.lines] == [
+        "1-way marginals",
+        "tree selection",
+        "2-way marginals",
+    ]
     assert math.fsum(line.rho for line in report.lines) == pytest.approx(report.rho, rel=1e-12)
     assert report.rho == pytest.approx(cdp_rho(epsilon=1.0, delta=1e-6), rel=1e-9)
     assert report.epsilon <= 1.0
@@ -172,8 +184,10 @@ def test_sensitive_table_is_never_pickled(tmp_path: Path) -> None:
     gen = MSTGenerator(COLUMNS, epsilon=1.0, delta=1e-6, params={})
     gen.fit(table, noise=NoiseSource.seeded(7))  # would raise had anything pickled it
     gen.save(tmp_path / "model")
-    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == ["arrays.npz",
-                                                                      "generator.json"]
+    assert sorted(p.name for p in (tmp_path / "model").iterdir()) == [
+        "arrays.npz",
+        "generator.json",
+    ]
     with np.load(tmp_path / "model" / "arrays.npz", allow_pickle=False) as npz:
         assert all(npz[k].dtype != object for k in npz.files)
 
@@ -201,8 +215,10 @@ def test_loading_garbage_fails_closed(tmp_path: Path) -> None:
 
 
 def test_single_and_two_column_tables() -> None:
-    for names, steps in ((["colour"], ["1-way marginals"]),
-                         (["colour", "tone"], ["1-way marginals", "2-way marginals"])):
+    for names, steps in (
+        (["colour"], ["1-way marginals"]),
+        (["colour", "tone"], ["1-way marginals", "2-way marginals"]),
+    ):
         cols = {n: COLUMNS[n] for n in names}
         gen = MSTGenerator(cols, epsilon=2.0, delta=1e-6)
         report = gen.fit(SensitiveTable(_frame()[names], label="t"), noise=NoiseSource.seeded(1))
@@ -237,8 +253,9 @@ def test_fit_refuses_a_numpy_generator_as_noise() -> None:
 def test_missing_column_and_out_of_domain_value_are_named_not_shown() -> None:
     gen = MSTGenerator(COLUMNS, epsilon=1.0, delta=1e-6)
     with pytest.raises(SchemaMismatchError, match="member"):
-        gen.fit(SensitiveTable(_frame().drop(columns="member"), label="t"),
-                noise=NoiseSource.seeded(0))
+        gen.fit(
+            SensitiveTable(_frame().drop(columns="member"), label="t"), noise=NoiseSource.seeded(0)
+        )
     frame = _frame()
     frame.loc[3, "age"] = 4242
     with pytest.raises(SchemaMismatchError, match="age") as err:
@@ -261,17 +278,25 @@ def test_zero_rows(fitted: MSTGenerator) -> None:
 
 def test_registry_and_params() -> None:
     assert GENERATORS["mst"] is MSTGenerator
-    gen = build_generator(GeneratorSpec(name="mst", params={"bins": 16, "iters": 200}), COLUMNS,
-                          epsilon=1.0, delta=1e-6)
+    gen = build_generator(
+        GeneratorSpec(name="mst", params={"bins": 16, "iters": 200}),
+        COLUMNS,
+        epsilon=1.0,
+        delta=1e-6,
+    )
     assert isinstance(gen, MSTGenerator) and gen.params.bins == 16
     with pytest.raises(GeneratorError, match="bogus"):
-        build_generator(GeneratorSpec(name="mst", params={"bogus": 1}), COLUMNS,
-                        epsilon=1.0, delta=1e-6)
+        build_generator(
+            GeneratorSpec(name="mst", params={"bogus": 1}), COLUMNS, epsilon=1.0, delta=1e-6
+        )
     with pytest.raises(GeneratorError, match="iters"):
-        build_generator(GeneratorSpec(name="mst", params={"iters": 0}), COLUMNS,
-                        epsilon=1.0, delta=1e-6)
-    assert GENERATORS["aim"].name == "aim"  # issue 4: AIM is registered (tests/test_aim.py)
-    assert build_generator(GeneratorSpec(name="aim"), COLUMNS, epsilon=1.0, delta=1e-6).name == "aim"
+        build_generator(
+            GeneratorSpec(name="mst", params={"iters": 0}), COLUMNS, epsilon=1.0, delta=1e-6
+        )
+    assert GENERATORS["aim"].name == "aim"  # AIM is registered too (tests/test_aim.py)
+    assert (
+        build_generator(GeneratorSpec(name="aim"), COLUMNS, epsilon=1.0, delta=1e-6).name == "aim"
+    )
 
 
 # --------------------------------------------------------------------------- noise
@@ -291,8 +316,9 @@ def test_seeded_noise_and_post_processing_rng_are_reproducible() -> None:
     a, b = NoiseSource.seeded(5), NoiseSource.seeded(5)
     np.testing.assert_array_equal(a.normal(2.0, 10), b.normal(2.0, 10))
     np.testing.assert_array_equal(a.gumbel(4), b.gumbel(4))
-    np.testing.assert_array_equal(a.post_processing_rng().random(3),
-                                  b.post_processing_rng().random(3))
+    np.testing.assert_array_equal(
+        a.post_processing_rng().random(3), b.post_processing_rng().random(3)
+    )
     with pytest.raises(GeneratorError):
         a.normal(-1.0, 3)
 
@@ -309,8 +335,10 @@ def test_dp_quantile_edges_are_charged_and_follow_the_data(tmp_path: Path) -> No
     lines still sum to the budget, edges sit where the data is, and survive save/load."""
     gen = MSTGenerator(COLUMNS, epsilon=2.0, delta=1e-6, params={"quantile_edges": ["income"]})
     report = gen.fit(_table(), noise=NoiseSource.seeded(5))
-    assert [line.step for line in report.lines][:2] == ["DP quantile edges (1 column)",
-                                                         "1-way marginals"]
+    assert [line.step for line in report.lines][:2] == [
+        "DP quantile edges (1 column)",
+        "1-way marginals",
+    ]
     rho = cdp_rho(epsilon=2.0, delta=1e-6)
     assert report.lines[0].rho == pytest.approx(0.05 * rho, rel=1e-9)
     assert report.rho == pytest.approx(rho, rel=1e-9) and report.epsilon <= 2.0
@@ -334,14 +362,19 @@ def test_max_model_size_keeps_big_pairs_out_of_the_tree() -> None:
     rng = np.random.default_rng(0)
     n = 6000
     cats = [f"c{i:03d}" for i in range(300)]
-    frame = pd.DataFrame({
-        "wide": rng.choice(cats, n), "other": rng.choice(cats, n),
-        "flag": rng.random(n) < 0.5, "tone": rng.choice(["warm", "cool", "neutral"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "wide": rng.choice(cats, n),
+            "other": rng.choice(cats, n),
+            "flag": rng.random(n) < 0.5,
+            "tone": rng.choice(["warm", "cool", "neutral"], n),
+        }
+    )
     columns = {
         "wide": TypeAdapter(Column).validate_python({"type": "categorical", "categories": cats}),
         "other": TypeAdapter(Column).validate_python({"type": "categorical", "categories": cats}),
-        "flag": COLUMNS["member"], "tone": COLUMNS["tone"],
+        "flag": COLUMNS["member"],
+        "tone": COLUMNS["tone"],
     }
     # 300 x 300 = 90,000 cells (0.69 MB) is over a 0.5 MB cap; 300 x 3 is not
     gen = MSTGenerator(columns, epsilon=50.0, delta=1e-6, params={"max_model_size": 0.5})
@@ -349,6 +382,9 @@ def test_max_model_size_keeps_big_pairs_out_of_the_tree() -> None:
     assert {0, 1} not in [set(e) for e in gen.model.edges]
     assert len(gen.model.edges) == 3
     tiny = MSTGenerator(columns, epsilon=50.0, delta=1e-6, params={"max_model_size": 0.001})
-    with pytest.raises(GeneratorError, match=r"no spanning tree fits max_model_size: column "
-                       r"'(wide|other)' has \d+ cells"):
+    with pytest.raises(
+        GeneratorError,
+        match=r"no spanning tree fits max_model_size: column "
+        r"'(wide|other)' has \d+ cells",
+    ):
         tiny.fit(SensitiveTable(frame, label="t"), noise=NoiseSource.seeded(0))

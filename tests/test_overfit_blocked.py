@@ -25,9 +25,16 @@ from tests.conftest import ADULT_SPEC, ROOT
 
 pytestmark = pytest.mark.integration
 ROWS, EPOCHS = 300, 500
-PRIVACY_CHECKS = {"exact_copy_excess", "near_copy_excess", "dcr_train_share",
-                  "nndr_train_share", "mia_auc", "singling_out_risk", "linkability_risk",
-                  "inference_risk"}
+PRIVACY_CHECKS = {
+    "exact_copy_excess",
+    "near_copy_excess",
+    "dcr_train_share",
+    "nndr_train_share",
+    "mia_auc",
+    "singling_out_risk",
+    "linkability_risk",
+    "inference_risk",
+}
 
 
 def _adult(name: str) -> pd.DataFrame:
@@ -62,13 +69,18 @@ def test_overfit_non_dp_synthesizer_is_blocked_by_the_privacy_checks(overfit):
     train, holdout, synthetic = overfit
     spec = load_spec(ADULT_SPEC)
     evaluation = evaluate_against_real(
-        train=SensitiveTable(train, label="train"), holdout=SensitiveTable(holdout, label="h"),
-        synthetic=synthetic, discretiser=Discretiser(spec.columns, default_bins=32),
-        target=spec.target, rng=np.random.default_rng(0), settings=Settings.from_gate(spec.gate),
+        train=SensitiveTable(train, label="train"),
+        holdout=SensitiveTable(holdout, label="h"),
+        synthetic=synthetic,
+        discretiser=Discretiser(spec.columns, default_bins=32),
+        target=spec.target,
+        rng=np.random.default_rng(0),
+        settings=Settings.from_gate(spec.gate),
     )
     expectations = run_expectations(synthetic, spec.columns, expected_rows=1000)
-    verdict = evaluate_gate(figures=evaluation.figures, expectations=expectations,
-                            gate=spec.gate, target=spec.target)
+    verdict = evaluate_gate(
+        figures=evaluation.figures, expectations=expectations, gate=spec.gate, target=spec.target
+    )
     failed = {c.name for c in verdict.failed}
     assert verdict.passed is False
     assert failed & PRIVACY_CHECKS, (failed, {k: evaluation.figures.get(k) for k in PRIVACY_CHECKS})

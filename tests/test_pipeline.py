@@ -16,15 +16,22 @@ from tests.conftest import make_table
 
 
 def run_all(spec_path, *, before_gate=None):
-    """One release through ``run_release``, calling steps directly (as release_many does)."""
+    """One release through ``run.release`` (as release_many does); ``before_gate(paths)``
+    runs just before the gate step."""
 
-    def call(step, run_dir, *args):
-        if step == "gate" and before_gate:
-            before_gate(pipeline.PinnedRun.load(run_dir).paths)
-        return run.direct(step, run_dir, *args)
+    gate = run.gate
 
-    summary = run.run_release(spec_path, call=call)
-    return summary["release_id"], summary["run_id"]
+    def gate_after_hook(run_dir):
+        before_gate(pipeline.PinnedRun.load(run_dir).paths)
+        return gate(run_dir)
+
+    if before_gate:
+        run.gate = gate_after_hook
+    try:
+        summary = run.release(spec_path)
+    finally:
+        run.gate = gate
+    return summary.release_id, summary.run_id
 
 
 def statuses(spec):
@@ -47,10 +54,14 @@ def test_full_release_publishes_synthetic_only(spec_factory):
     assert manifest["spec_sha256"] == spec.digest()
     assert manifest["gate"]["passed"] is True
     assert all("figure" not in c for c in manifest["gate"]["checks"])  # no real-data figures
-    assert sum(l["rho"] for l in manifest["privacy"]["details"]["lines"]) == pytest.approx(
-        manifest["privacy"]["details"]["rho"])
-    files = sorted(p.relative_to(Path(spec.store.uri) / "small" / version).as_posix()
-                   for p in (Path(spec.store.uri) / "small" / version).rglob("*") if p.is_file())
+    assert sum(ln["rho"] for ln in manifest["privacy"]["details"]["lines"]) == pytest.approx(
+        manifest["privacy"]["details"]["rho"]
+    )
+    files = sorted(
+        p.relative_to(Path(spec.store.uri) / "small" / version).as_posix()
+        for p in (Path(spec.store.uri) / "small" / version).rglob("*")
+        if p.is_file()
+    )
     assert {"README.md", "manifest.json", "synthetic/small.parquet"} <= set(files)
     assert {f.rsplit(".", 1)[-1] for f in files} <= {"md", "json", "parquet", "onnx", "html"}
     df = store.load_table(name, version)
@@ -107,8 +118,9 @@ def test_strict_threshold_blocks_the_release(spec_factory):
 
 
 def _schema_with(column, **changes):
-    from tests.conftest import SMALL_COLUMNS
     import copy
+
+    from tests.conftest import SMALL_COLUMNS
 
     columns = copy.deepcopy(SMALL_COLUMNS)
     columns[column].update(changes)
@@ -121,8 +133,10 @@ def test_too_few_rows_after_the_read_is_charged_and_says_nothing(spec_factory, t
     df = make_table(500)
     bad = tmp_path / "bad.csv"
     df.to_csv(bad, index=False)
-    path = spec_factory(source={"kind": "csv", "path": str(bad)},
-                        schema=_schema_with("age", lower=200, upper=201, out_of_domain="drop"))
+    path = spec_factory(
+        source={"kind": "csv", "path": str(bad)},
+        schema=_schema_with("age", lower=200, upper=201, out_of_domain="drop"),
+    )
     spec = load_spec(path)
     with pytest.raises(ChargedRunError) as info:
         run_all(path)
@@ -137,22 +151,27 @@ def test_too_few_rows_after_the_read_is_charged_and_says_nothing(spec_factory, t
 
 
 @pytest.mark.parametrize("policy, expect_clipped, expect_dropped", [(None, 2, 0), ("drop", 0, 2)])
-def test_numbers_outside_bounds_are_clipped_by_default_or_dropped(spec_factory, tmp_path, policy,
-                                                                   expect_clipped, expect_dropped):
+def test_numbers_outside_bounds_are_clipped_by_default_or_dropped(
+    spec_factory, tmp_path, policy, expect_clipped, expect_dropped
+):
     df = make_table(800)
     df.loc[3, "age"] = 250
     df.loc[4, "age"] = -7
     data = tmp_path / "d.csv"
     df.to_csv(data, index=False)
     changes = {} if policy is None else {"out_of_domain": policy}
-    path = spec_factory(source={"kind": "csv", "path": str(data)}, schema=_schema_with("age", **changes))
+    path = spec_factory(
+        source={"kind": "csv", "path": str(data)}, schema=_schema_with("age", **changes)
+    )
     spec = load_spec(path)
     release_id, run_id = run_all(path)
     domain = json.loads((spec.workspace.path / "runs" / run_id / pipeline.DOMAIN_FILE).read_text())
     assert domain["source"]["age"] == {"clipped": expect_clipped, "dropped": expect_dropped}
     report = spec.workspace.path / "runs" / run_id / "report"
     assert json.loads((report / "report.json").read_text())["domain"]["source"]["age"] == {
-        "clipped": expect_clipped, "dropped": expect_dropped}  # counted in the internal report
+        "clipped": expect_clipped,
+        "dropped": expect_dropped,
+    }  # counted in the internal report
     assert "Out-of-domain values" in (report / "report.html").read_text()
     manifest = ReleaseStore(spec.store.uri).manifest(*release_id.split("@"))
     assert "clipped" not in json.dumps(manifest)  # real-data counts stay internal
@@ -160,8 +179,15 @@ def test_numbers_outside_bounds_are_clipped_by_default_or_dropped(spec_factory, 
 
 
 def test_exhausted_budget_refuses_before_reading(spec_factory):
-    path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
-                                           "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    path = spec_factory(
+        privacy={
+            "epsilon": 6.0,
+            "delta": 1e-6,
+            "noise": "seeded",
+            "seed": 1,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+        }
+    )
     spec = load_spec(path)
     run_all(path)
     with pytest.raises(BudgetExceededError, match="spent epsilon 6 of 10"):
@@ -177,7 +203,8 @@ def test_unexpected_errors_are_replaced_by_the_one_public_failure(spec_factory, 
     def boom(*_args, **_kwargs):
         raise KeyError("Alice-SECRET-VALUE")
 
-    monkeypatch.setitem(run.STEPS, "check", boom)
+    boom.__name__ = "check"
+    monkeypatch.setattr(run, "check", run.private_step(boom))
     with pytest.raises(ChargedRunError) as info:
         run_all(path)
     assert "KeyError" not in str(info.value) and "SECRET" not in str(info.value)
@@ -190,8 +217,15 @@ def test_unexpected_errors_are_replaced_by_the_one_public_failure(spec_factory, 
 
 
 def test_delta_not_well_below_one_over_n_warns_privately(spec_factory, caplog):
-    path = spec_factory(privacy={"epsilon": 3.0, "delta": 1e-3, "noise": "seeded", "seed": 2,
-                                 "budget": {"epsilon": 10.0, "delta": 1e-2}})
+    path = spec_factory(
+        privacy={
+            "epsilon": 3.0,
+            "delta": 1e-3,
+            "noise": "seeded",
+            "seed": 2,
+            "budget": {"epsilon": 10.0, "delta": 1e-2},
+        }
+    )
     spec = load_spec(path)
     with caplog.at_level("DEBUG"):
         try:
@@ -213,21 +247,20 @@ def test_check_in_parts_equals_the_whole_check_and_fails_closed(spec_factory):
     import math
 
     from synthrelease import pipeline
-    from synthrelease.run import direct
 
     spec = load_spec(spec_factory())
     pinned = pipeline.pin(spec, pipeline.new_run_id())
     path = str(pinned.root)
-    direct("reserve", path)
-    for step in ("train", "sample", "check"):
-        direct(step, path)
+    run.reserve(path)
+    for step in (run.train, run.sample, run.check):
+        step(path)
     paths = pinned.paths
     whole = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     parts = pipeline.check_parts(spec)
     assert parts[0] == "expectations" and "tstr" not in parts  # the small spec has no target
     for part in parts:
-        direct("check_part", path, part)
-    direct("merge_checks", path)
+        run.check_part(path, part)
+    run.merge_checks(path)
     merged = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     assert set(merged["figures"]) == set(whole["figures"]) and len(whole["figures"]) >= 20
     for key, value in whole["figures"].items():
@@ -237,7 +270,7 @@ def test_check_in_parts_equals_the_whole_check_and_fails_closed(spec_factory):
     assert pipeline.gate(pinned)["passed"] is True
     # a lost part: its figures are missing, the gate fails closed
     (paths.root / pipeline.CHECKS_DIR / "membership.json").unlink()
-    direct("merge_checks", path)
+    run.merge_checks(path)
     merged = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     assert merged["errors"]["membership"] == "MissingPart" and "mia_auc" not in merged["figures"]
     verdict = pipeline.gate(pinned)
@@ -245,6 +278,6 @@ def test_check_in_parts_equals_the_whole_check_and_fails_closed(spec_factory):
     assert [c["name"] for c in verdict["checks"] if not c["passed"]] == ["mia_auc"]
     with pytest.raises(Exception, match="unknown check part"):
         pipeline.check_part(pinned, "bogus")
-    direct("check_part", path, "bogus")  # inside the run: recorded privately, run failed
+    run.check_part(path, "bogus")  # inside the run: recorded privately, run failed
     assert "unknown check part" in (paths.root / pipeline.FAILURE_FILE).read_text()
     assert pipeline.PinnedRun.load(path).failed

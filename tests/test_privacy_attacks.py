@@ -24,8 +24,9 @@ COLUMNS = {
     "y": NumericalColumn(type="numerical", lower=-5, upper=5, nullable=True),
     "k": NumericalColumn(type="numerical", lower=0, upper=1000, integer=True),
     "c": CategoricalColumn(type="categorical", categories=[f"c{i}" for i in range(8)]),
-    "d": CategoricalColumn(type="categorical", categories=["p", "q", "r"], other="o",
-                           nullable=True),
+    "d": CategoricalColumn(
+        type="categorical", categories=["p", "q", "r"], other="o", nullable=True
+    ),
     "b": BooleanColumn(type="boolean"),
 }
 GATE = Gate()
@@ -39,10 +40,16 @@ def population(rng: np.random.Generator, n: int) -> pd.DataFrame:
     y = np.clip(rng.normal(c - 3.5, 1.0, size=n), -5, 5)
     y[rng.random(n) < 0.05] = np.nan
     d = rng.choice(["p", "q", "r", "s", None], size=n, p=[0.4, 0.3, 0.2, 0.05, 0.05])
-    return pd.DataFrame({
-        "x": x, "y": y, "k": rng.integers(0, 1001, size=n), "c": [f"c{i}" for i in c],
-        "d": d, "b": rng.random(n) < 0.3 + 0.05 * c,
-    })
+    return pd.DataFrame(
+        {
+            "x": x,
+            "y": y,
+            "k": rng.integers(0, 1001, size=n),
+            "c": [f"c{i}" for i in c],
+            "d": d,
+            "b": rng.random(n) < 0.3 + 0.05 * c,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +58,10 @@ def tables():
     train, holdout = population(rng, N), population(rng, N)
     copy = train.sample(frac=1.0, random_state=1).reset_index(drop=True)  # a memoriser
     fresh = population(rng, N)  # a generator that learnt the distribution only
-    enc = {name: encode_mixed(df, COLUMNS) for name, df in
-           (("train", train), ("holdout", holdout), ("copy", copy), ("fresh", fresh))}
+    enc = {
+        name: encode_mixed(df, COLUMNS)
+        for name, df in (("train", train), ("holdout", holdout), ("copy", copy), ("fresh", fresh))
+    }
     return enc
 
 
@@ -63,8 +72,13 @@ def _attack(name: str, enc: dict, synthetic: str) -> dict[str, float]:
     if name == "distance":
         return distance_figures(synthetic=s, train=t, holdout=h, rng=rng)[0]
     if name == "membership":
-        return membership_attack(members=t.take(np.arange(half)), non_members=h.take(
-            np.arange(half)), reference=h.take(np.arange(half, h.rows)), synthetic=s, rng=rng)[0]
+        return membership_attack(
+            members=t.take(np.arange(half)),
+            non_members=h.take(np.arange(half)),
+            reference=h.take(np.arange(half, h.rows)),
+            synthetic=s,
+            rng=rng,
+        )[0]
     if name == "singling_out":
         return singling_out_risk(synthetic=s, train=t, control=h, rng=rng, queries=200)[0]
     if name == "linkability":
@@ -91,8 +105,9 @@ def test_power_each_attack_flags_a_copy_of_the_training_rows(tables, attack, fig
 
 
 @pytest.mark.parametrize("attack,figure,threshold", GATED)
-def test_size_no_attack_flags_a_generator_that_never_saw_the_rows(tables, attack, figure,
-                                                                   threshold):
+def test_size_no_attack_flags_a_generator_that_never_saw_the_rows(
+    tables, attack, figure, threshold
+):
     value = _attack(attack, tables, "fresh")[figure]
     assert math.isfinite(value) and value <= getattr(GATE, threshold), (figure, value)
 
@@ -103,8 +118,10 @@ def test_near_copies_are_caught_where_exact_copies_are_not(tables):
     jittered = t.values.copy()
     numeric = ~t.categorical
     jittered[:, numeric] = np.where(
-        jittered[:, numeric] == NULL_NUMERIC, NULL_NUMERIC,
-        np.clip(jittered[:, numeric] + rng.normal(0, 0.002, size=(t.rows, numeric.sum())), 0, 1))
+        jittered[:, numeric] == NULL_NUMERIC,
+        NULL_NUMERIC,
+        np.clip(jittered[:, numeric] + rng.normal(0, 0.002, size=(t.rows, numeric.sum())), 0, 1),
+    )
     near = type(t)(jittered, t.categorical, t.names)
     figures, _ = distance_figures(synthetic=near, train=t, holdout=tables["holdout"], rng=rng)
     assert figures["near_copy_excess"] > 0.5 and figures["dcr_train_share"] > 0.9
@@ -122,9 +139,16 @@ def test_copy_figures_are_extreme_and_intervals_bracket_the_estimate(tables):
 
 # ------------------------------------------------------------------------ building blocks
 def test_encoding_scales_by_declared_bounds_and_codes_nulls():
-    frame = pd.DataFrame({"x": [0.0, 0.5, None], "y": [-5.0, 5.0, None], "k": [0, 1000, 500],
-                          "c": ["c0", "c7", "c1"], "d": ["p", "Atlantis", None],
-                          "b": [True, False, None]})
+    frame = pd.DataFrame(
+        {
+            "x": [0.0, 0.5, None],
+            "y": [-5.0, 5.0, None],
+            "k": [0, 1000, 500],
+            "c": ["c0", "c7", "c1"],
+            "d": ["p", "Atlantis", None],
+            "b": [True, False, None],
+        }
+    )
     m = encode_mixed(frame, COLUMNS)
     assert m.values[:, 0].tolist() == [0.0, 0.5, NULL_NUMERIC]
     assert m.values[:, 1].tolist() == [0.0, 1.0, NULL_NUMERIC]
@@ -164,8 +188,10 @@ def test_wilson_rates_and_residual_risk_pinned():
     risk = residual_risk(attacks=100, successes=30, control_attacks=100, control_successes=10)
     assert risk.value == pytest.approx(0.2175788, abs=1e-6)
     assert (risk.low, risk.high) == pytest.approx((0.1046350, 0.3305226), abs=1e-6)
-    assert residual_risk(attacks=50, successes=0, control_attacks=50,
-                         control_successes=40).value == 0.0  # clipped at zero
+    assert (
+        residual_risk(attacks=50, successes=0, control_attacks=50, control_successes=40).value
+        == 0.0
+    )  # clipped at zero
 
 
 def test_auc_handles_ties_and_direction():

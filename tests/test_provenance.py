@@ -8,11 +8,11 @@ import json
 
 import yaml
 
-from synthrelease.catalog import render_catalog
 from synthrelease.firewall import Artifact, Provenance, RowScanPass
 from synthrelease.manifest import NEIGHBOURING, SEEDED_NOISE, build_manifest, release_readme
 from synthrelease.spec import load_spec, parse_spec
 from synthrelease.store import ReleaseStore, sha256_file
+from synthrelease.store.catalog import render_catalog
 from tests.store_helpers import T0, table_file
 
 PRIVACY = {"epsilon": 3.0, "delta": 1e-6, "accountant": "zCDP (test)"}
@@ -20,8 +20,9 @@ GATE = {"passed": True, "checks": [{"name": "tvd_1way", "passed": True, "thresho
 
 
 def _manifest(spec, **kw):
-    return build_manifest(spec, privacy=PRIVACY, gate=GATE, tables=["synthetic/small.parquet"],
-                          created=T0, **kw)
+    return build_manifest(
+        spec, privacy=PRIVACY, gate=GATE, tables=["synthetic/small.parquet"], created=T0, **kw
+    )
 
 
 def _spec(spec_factory, *, seeded=True, drafted=(), dp=(), values=None, estimate=None):
@@ -53,7 +54,9 @@ def test_manifest_records_domain_provenance_and_rules(spec_factory):
         "city": {"domain": "declared", "out_of_domain": "other"},
         "smoker": {"domain": "declared", "out_of_domain": "drop"},
     }
-    assert m["provenance"]["synthetic_rows"] == "declared" and m["provenance"]["delta"] == "declared"
+    assert (
+        m["provenance"]["synthetic_rows"] == "declared" and m["provenance"]["delta"] == "declared"
+    )
     assert m["provenance"]["not_dp"] is None and m["provenance"]["domain_estimate"] is None
     assert m["privacy"]["neighbouring"] == NEIGHBOURING and m["privacy"]["noise"] == "seeded"
     assert m["run_spec_sha256"] == "ab" * 32 and m["spec_sha256"] == spec.digest()
@@ -73,8 +76,12 @@ def test_seeded_noise_is_flagged_first_everywhere(spec_factory):
 
 
 def test_drafted_domains_are_said_to_be_not_dp(spec_factory):
-    spec = _spec(spec_factory, seeded=False, drafted=("age", "colour"),
-                 values={"synthetic_rows": "drafted", "delta": "default"})
+    spec = _spec(
+        spec_factory,
+        seeded=False,
+        drafted=("age", "colour"),
+        values={"synthetic_rows": "drafted", "delta": "default"},
+    )
     m = _manifest(spec)
     prov = m["provenance"]
     assert prov["columns"]["age"]["domain"] == "drafted"
@@ -84,15 +91,21 @@ def test_drafted_domains_are_said_to_be_not_dp(spec_factory):
     assert prov["delta"] == "default"
     assert "EXCEPT the domains marked 'drafted'" in m["privacy"]["scope"]
     readme = _published_readme(m)
-    assert ("NOT differentially private: the domains (bounds / category sets) of `age`, "
-            "`colour` were read from the original rows by `spec draft` without DP") in readme
+    assert (
+        "NOT differentially private: the domains (bounds / category sets) of `age`, "
+        "`colour` were read from the original rows by `spec draft` without DP"
+    ) in readme
     assert "`synthetic_rows` derived from the original rows" in readme
 
 
 def test_dp_estimate_adds_to_the_end_to_end_guarantee(spec_factory):
-    spec = _spec(spec_factory, seeded=False, dp=("age", "colour", "score", "city", "smoker"),
-                 values={"synthetic_rows": "default", "delta": "default"},
-                 estimate={"epsilon": 0.5, "delta": 1e-8, "run_id": "draft-x"})
+    spec = _spec(
+        spec_factory,
+        seeded=False,
+        dp=("age", "colour", "score", "city", "smoker"),
+        values={"synthetic_rows": "default", "delta": "default"},
+        estimate={"epsilon": 0.5, "delta": 1e-8, "run_id": "draft-x"},
+    )
     m = _manifest(spec)
     assert m["provenance"]["domain_estimate"]["epsilon"] == 0.5
     assert m["provenance"]["domain_estimate"]["ledger_run_id"] == "draft-x"
@@ -106,9 +119,14 @@ def test_dp_estimate_adds_to_the_end_to_end_guarantee(spec_factory):
 
 def _publish(store, tmp_path, manifest):
     table = table_file(tmp_path)
-    return store.publish("small", files={"synthetic/small.parquet": Artifact(table, Provenance.SYNTHETIC)},
-                         manifest=manifest, created=T0, readme=release_readme,
-                         row_scan=RowScanPass(frozenset({sha256_file(table)})))
+    return store.publish(
+        "small",
+        files={"synthetic/small.parquet": Artifact(table, Provenance.SYNTHETIC)},
+        manifest=manifest,
+        created=T0,
+        readme=release_readme,
+        row_scan=RowScanPass(frozenset({sha256_file(table)})),
+    )
 
 
 def test_catalog_entry_says_seeded_and_not_dp(spec_factory, tmp_path):

@@ -21,12 +21,30 @@ ADULT = ROOT / "data" / "adult" / "adult_train.csv"
 def test_dp_draft_then_run_publishes_with_dp_provenance(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SYNTHRELEASE_TEST_NOISE", "1")
     data = tmp_path / "adult_sample.csv"
-    pd.read_csv(ADULT, keep_default_na=False, na_values=[""]).sample(
-        n=6000, random_state=0).to_csv(data, index=False)
+    pd.read_csv(ADULT, keep_default_na=False, na_values=[""]).sample(n=6000, random_state=0).to_csv(
+        data, index=False
+    )
     spec_path = tmp_path / "specs" / "adult.yaml"
     ws = tmp_path / "ws"
-    code = main(["spec", "draft", str(data), "--name", "adult", "--target", "income",
-                 "-o", str(spec_path), "--dp", "0.5", "--workspace", str(ws), "--seed", "11"])
+    code = main(
+        [
+            "spec",
+            "draft",
+            str(data),
+            "--name",
+            "adult",
+            "--target",
+            "income",
+            "-o",
+            str(spec_path),
+            "--dp",
+            "0.5",
+            "--workspace",
+            str(ws),
+            "--seed",
+            "11",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, err
     raw = yaml.safe_load(spec_path.read_text())

@@ -38,8 +38,14 @@ def _env(tmp_path: Path) -> dict[str, str]:
 
 
 def _run(args, tmp_path, timeout=600):
-    return subprocess.run(CLI + args, cwd=tmp_path, env=_env(tmp_path), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        CLI + args,
+        cwd=tmp_path,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +53,16 @@ def demo(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("demo")
     # Seeded noise: the figures below are then reproducible (the demo itself uses the
     # secure noise source; MST's 2-way TVD at epsilon 1 varies by about 0.0015).
-    spec = adult_spec_for(tmp, privacy={"epsilon": 1.0, "delta": 1e-6, "noise": "seeded", "seed": 11,
-                                        "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    spec = adult_spec_for(
+        tmp,
+        privacy={
+            "epsilon": 1.0,
+            "delta": 1e-6,
+            "noise": "seeded",
+            "seed": 11,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+        },
+    )
     proc = _run(["run", str(spec)], tmp)
     return tmp, spec, proc
 
@@ -83,7 +97,9 @@ def test_consumers_pull_and_load(demo):
     df = synthrelease.load("adult", store=str(tmp / "releases"))
     assert df.shape == (30000, 15)
     assert set(df["income"].unique()) <= {"<=50K", ">50K"}
-    pulled = _run(["pull", "adult@latest", "-o", str(tmp / "pulled"), "--store", str(tmp / "releases")], tmp)
+    pulled = _run(
+        ["pull", "adult@latest", "-o", str(tmp / "pulled"), "--store", str(tmp / "releases")], tmp
+    )
     assert pulled.returncode == 0, pulled.stderr
     model = synthrelease.load_model("adult", model="income", store=str(tmp / "releases"))
     assert set(model.predict(df.head(100))) <= {"<=50K", ">50K"}
@@ -105,7 +121,9 @@ def test_leak_scan_release_and_prefect(demo):
     """No real row in the release; no row or rare value in Prefect's database or storage."""
     tmp, _, proc = demo
     assert proc.returncode == 0
-    real = pd.read_csv(ROOT / "data" / "adult" / "adult_train.csv", keep_default_na=False, na_values=[""])
+    real = pd.read_csv(
+        ROOT / "data" / "adult" / "adult_train.csv", keep_default_na=False, na_values=[""]
+    )
     synth = synthrelease.load("adult", store=str(tmp / "releases"))
     key = ["age", "fnlwgt", "education", "occupation", "hours-per-week", "native-country"]
     joined = synth[key].astype(str).merge(real[key].astype(str).drop_duplicates(), how="inner")
@@ -135,7 +153,9 @@ def test_leak_scan_release_and_prefect(demo):
     assert len(texts) == 1
     text = json.loads(texts[0]) if texts[0].startswith('"') else texts[0]
     assert "## Release gate: PASSED" in text and "| tvd_2way | at most |" in text
-    figures = json.loads(next((tmp / "ws" / "runs").glob("*/report/report.json")).read_text())["figures"]
+    figures = json.loads(next((tmp / "ws" / "runs").glob("*/report/report.json")).read_text())[
+        "figures"
+    ]
     assert f"{figures['tvd_2way']:.4f}" not in text and str(figures["tvd_2way"]) not in text
 
 
@@ -153,10 +173,15 @@ def test_demo_passes_every_validation_check(demo):
     data = json.loads(report.read_text())
     checks = {c["name"]: c for c in data["verdict"]["checks"]}
     assert set(checks) == {n for n, _, _ in THRESHOLD_CHECKS} | {"expectations"}
-    assert all(c["passed"] for c in checks.values()), [c for c in checks.values() if not c["passed"]]
+    assert all(c["passed"] for c in checks.values()), [
+        c for c in checks.values() if not c["passed"]
+    ]
     assert data["errors"] == {} and (report.parent / "data_docs" / "index.html").exists()
-    (release,) = [p for p in (tmp / "releases" / "adult").iterdir() if p.is_dir()
-                  and not p.name.startswith(".")]
+    (release,) = [
+        p
+        for p in (tmp / "releases" / "adult").iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    ]
     sheet = (release / "datasheet.json").read_text() + (release / "datasheet.md").read_text()
     assert "real_data_figures" not in sheet
     for value in data["figures"].values():
@@ -168,7 +193,7 @@ def test_failing_gate_exits_4_and_publishes_nothing(tmp_path, spec_factory):
     spec = spec_factory(gate={"max_tvd_2way": 1e-6})
     proc = _run(["run", str(spec)], tmp_path)
     assert proc.returncode == 4, proc.stderr[-3000:]
-    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "failed after reading the table" in errors[0]
     assert "charged" in errors[0] and "tvd_2way (threshold 1e-06)" in errors[0]
     assert "Traceback" not in proc.stderr

@@ -15,11 +15,25 @@ pytestmark = pytest.mark.integration
 
 
 def test_release_many_on_dask(spec_factory, tmp_path):
-    specs = [str(spec_factory(name=f"table{i}", store={"uri": str(tmp_path / "store")})) for i in range(2)]
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL="",
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180", DO_NOT_TRACK="1")
-    proc = subprocess.run([sys.executable, str(ROOT / "flows" / "release_many.py"), *specs],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    specs = [
+        str(spec_factory(name=f"table{i}", store={"uri": str(tmp_path / "store")}))
+        for i in range(2)
+    ]
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL="",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        DO_NOT_TRACK="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "flows" / "release_many.py"), *specs],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     names = sorted(r.dataset for r in ReleaseStore(str(tmp_path / "store")).releases())
     assert names == ["table0", "table1"]
@@ -35,10 +49,21 @@ def test_release_with_checks_in_parallel_on_dask(spec_factory, tmp_path):
     from synthrelease.spec import load_spec
 
     spec = spec_factory(store={"uri": str(tmp_path / "store")})
-    env = dict(os.environ, PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_API_URL="",
-               PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180", DO_NOT_TRACK="1")
-    proc = subprocess.run([sys.executable, "-m", "synthrelease.cli", "run", str(spec), "--dask"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_API_URL="",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+        DO_NOT_TRACK="1",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "synthrelease.cli", "run", str(spec), "--dask"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert "gate: passed" in proc.stdout
     manifest = ReleaseStore(str(tmp_path / "store")).manifest("small")
@@ -48,7 +73,9 @@ def test_release_with_checks_in_parallel_on_dask(spec_factory, tmp_path):
     with sqlite3.connect(db) as conn:
         flows = [r[0] for r in conn.execute("select name from flow")]
         params = [json.loads(r[0]) for r in conn.execute("select parameters from flow_run")]
-        parts = [r[0] for r in conn.execute("select name from task_run where name like 'check-part%'")]
+        parts = [
+            r[0] for r in conn.execute("select name from task_run where name like 'check-part%'")
+        ]
     assert flows == ["release-dask"]
     assert len(parts) == len(check_parts(load_spec(spec)))  # one task run per part
     assert params and all(set(p) == {"spec_path"} for p in params)  # a reference only

@@ -17,8 +17,13 @@ def test_publish_writes_and_lists_through_s3(s3: S3Server, tmp_path):
     store = ReleaseStore(s3.uri("plain"))
     version = publish(store, tmp_path)
     keys = {p.split("/", 2)[2] for p in store.fs.find(f"{s3.bucket}/plain")}
-    assert keys == {"demo/LATEST", f"demo/{version}/README.md", f"demo/{version}/manifest.json",
-                    f"demo/{version}/synthetic/demo.parquet", "index.html"}
+    assert keys == {
+        "demo/LATEST",
+        f"demo/{version}/README.md",
+        f"demo/{version}/manifest.json",
+        f"demo/{version}/synthetic/demo.parquet",
+        "index.html",
+    }
     assert store.fs.cat_file(f"{s3.bucket}/plain/demo/LATEST").decode() == version
 
 
@@ -53,8 +58,11 @@ def test_unreachable_endpoint_is_a_clear_error(s3: S3Server, tmp_path, monkeypat
     clear_s3fs_cache()
     try:
         store = ReleaseStore("s3://releases/x")
-        with pytest.raises(StoreError, match=r"cannot (read|publish to) release store 's3://releases/x' "
-                                             r"\(EndpointConnectionError\)"):
+        with pytest.raises(
+            StoreError,
+            match=r"cannot (read|publish to) release store 's3://releases/x' "
+            r"\(EndpointConnectionError\)",
+        ):
             publish(store, tmp_path)
         with pytest.raises(StoreError, match="EndpointConnectionError"):
             store.releases()

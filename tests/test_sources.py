@@ -55,7 +55,9 @@ def test_duplicate_column_names(tmp_path, spec_factory):
         ("colour", None, "nullable: false"),
     ],
 )
-def test_domain_violations_name_the_column_not_the_value(tmp_path, spec_factory, column, value, expected):
+def test_domain_violations_name_the_column_not_the_value(
+    tmp_path, spec_factory, column, value, expected
+):
     spec = load_spec(spec_factory())
     df = make_table(50).astype(object)
     df.loc[7, column] = value
@@ -75,20 +77,22 @@ def test_enforce_domain_handles_every_violation_row_by_row_and_never_raises(tmp_
     spec = load_spec(spec_factory())
     df = make_table(50).astype(object)
     df["city"] = df["city"].where(df["city"] != "d", "a")  # no bucketed value but ours
-    df.loc[1, "age"] = "not-a-number-SECRET"   # cannot be clipped: row dropped
-    df.loc[2, "age"] = 123456                  # clipped to 100
-    df.loc[3, "score"] = float("inf")          # clipped to 5
-    df.loc[4, "colour"] = "Atlantis-Secret"    # no 'other' bucket: row dropped
-    df.loc[5, "city"] = "Atlantis-Secret"      # 'other' bucket: mapped to it
-    df.loc[6, "smoker"] = "maybe-SECRET"       # not a boolean: row dropped
-    df.loc[7, "colour"] = None                 # null in a non-nullable column: row dropped
+    df.loc[1, "age"] = "not-a-number-SECRET"  # cannot be clipped: row dropped
+    df.loc[2, "age"] = 123456  # clipped to 100
+    df.loc[3, "score"] = float("inf")  # clipped to 5
+    df.loc[4, "colour"] = "Atlantis-Secret"  # no 'other' bucket: row dropped
+    df.loc[5, "city"] = "Atlantis-Secret"  # 'other' bucket: mapped to it
+    df.loc[6, "smoker"] = "maybe-SECRET"  # not a boolean: row dropped
+    df.loc[7, "colour"] = None  # null in a non-nullable column: row dropped
     path = tmp_path / "t.csv"
     df.to_csv(path, index=False)
     table = load_table(CsvSource(kind="csv", path=path), spec.columns, label="t")
     enforced, counts = enforce_domain(table, spec.columns)
     assert counts == {
-        "age": {"clipped": 1, "dropped": 1}, "score": {"clipped": 1, "dropped": 0},
-        "colour": {"clipped": 0, "dropped": 2}, "city": {"clipped": 0, "dropped": 0, "other": 1},
+        "age": {"clipped": 1, "dropped": 1},
+        "score": {"clipped": 1, "dropped": 0},
+        "colour": {"clipped": 0, "dropped": 2},
+        "city": {"clipped": 0, "dropped": 0, "other": 1},
         "smoker": {"clipped": 0, "dropped": 1},
     }
     frame = enforced.reveal()
@@ -137,3 +141,49 @@ def test_sql_errors_do_not_leak_the_url(monkeypatch, spec_factory):
     monkeypatch.setenv("SRC_URL", "sqlite:////nonexistent/dir/x.db")
     with pytest.raises(SourceError, match="query failed"):
         check_columns(source, spec.columns)
+
+
+def test_enforcement_reads_values_as_synthrelease_values_does():
+    """The domain rules use the shared normaliser: mixed-case / spaced boolean spellings
+    stay, unreadable ones drop their row; dates with mixed UTC offsets are read (as UTC)."""
+    import pandas as pd
+
+    from synthrelease.private.sources import enforce_domain
+    from synthrelease.private.table import SensitiveTable
+    from synthrelease.spec import BooleanColumn, DatetimeColumn, NumericalColumn
+
+    columns = {
+        "b": BooleanColumn(type="boolean"),
+        "d": DatetimeColumn(type="datetime", lower="2000-01-01", upper="2030-01-01"),
+        "n": NumericalColumn(type="numerical", lower=0, upper=10, integer=True),
+    }
+    frame = pd.DataFrame(
+        {
+            "b": [" YES ", "0.0", "maybe", "F"],
+            "d": ["2020-01-02T00:00:00+01:00", "2020-01-02", "1990-01-01", "2040-01-01"],
+            "n": [" 3 ", "3.0", "4", "inf"],
+        }
+    )
+    enforced, counts = enforce_domain(SensitiveTable(frame, label="t"), columns)
+    out = enforced.reveal()
+    assert out["b"].tolist() == [" YES ", "0.0", "F"]  # values kept, only the row dropped
+    assert counts["b"] == {"clipped": 0, "dropped": 1}
+    assert out["d"].tolist() == ["2020-01-02T00:00:00+01:00", "2020-01-02", "2030-01-01T00:00:00"]
+    assert counts["d"] == {"clipped": 2, "dropped": 0}  # clipped 2, one of them dropped by b
+    assert out["n"].tolist() == [3.0, 3.0, 10.0]
+
+
+def test_an_integer_column_stays_integer_when_clipped():
+    import pandas as pd
+
+    from synthrelease.private.sources import enforce_domain
+    from synthrelease.private.table import SensitiveTable
+    from synthrelease.spec import NumericalColumn
+
+    frame = pd.DataFrame({"n": [1, 200, 3]})
+    enforced, counts = enforce_domain(
+        SensitiveTable(frame, label="t"),
+        {"n": NumericalColumn(type="numerical", lower=0, upper=100, integer=True)},
+    )
+    assert enforced.reveal()["n"].dtype == frame["n"].dtype
+    assert enforced.reveal()["n"].tolist() == [1, 100, 3] and counts["n"]["clipped"] == 1

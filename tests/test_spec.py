@@ -93,11 +93,17 @@ def test_sdv_metadata_gives_types(spec_factory, tmp_path):
     raw = _raw(spec_factory)
     meta = {
         "METADATA_SPEC_VERSION": "V1",
-        "tables": {"small": {"columns": {
-            "age": {"sdtype": "numerical"}, "score": {"sdtype": "numerical"},
-            "colour": {"sdtype": "categorical"}, "city": {"sdtype": "categorical"},
-            "smoker": {"sdtype": "boolean"},
-        }}},
+        "tables": {
+            "small": {
+                "columns": {
+                    "age": {"sdtype": "numerical"},
+                    "score": {"sdtype": "numerical"},
+                    "colour": {"sdtype": "categorical"},
+                    "city": {"sdtype": "categorical"},
+                    "smoker": {"sdtype": "boolean"},
+                }
+            }
+        },
     }
     (tmp_path / "meta.json").write_text(json.dumps(meta))
     for col in raw["schema"]["columns"].values():
@@ -132,7 +138,12 @@ def test_effective_out_of_domain_rules(spec_factory):
     raw["schema"]["columns"]["score"]["out_of_domain"] = "drop"
     spec = parse_spec(raw)
     assert {n: c.policy for n, c in spec.columns.items()} == {
-        "age": "clip", "score": "drop", "colour": "drop", "city": "other", "smoker": "drop"}
+        "age": "clip",
+        "score": "drop",
+        "colour": "drop",
+        "city": "other",
+        "smoker": "drop",
+    }
 
 
 def test_provenance_defaults_and_values(spec_factory):
@@ -144,21 +155,31 @@ def test_provenance_defaults_and_values(spec_factory):
     raw = _raw(spec_factory)
     raw["schema"]["columns"]["age"]["provenance"] = "drafted"
     raw["schema"]["columns"]["colour"]["provenance"] = "dp"
-    raw["provenance"] = {"synthetic_rows": "drafted", "delta": "default",
-                         "domain_estimate": {"epsilon": 0.5, "delta": 1e-9, "run_id": "draft-1"}}
+    raw["provenance"] = {
+        "synthetic_rows": "drafted",
+        "delta": "default",
+        "domain_estimate": {"epsilon": 0.5, "delta": 1e-9, "run_id": "draft-1"},
+    }
     spec = parse_spec(raw)
     assert spec.columns["age"].provenance == "drafted" and spec.columns["colour"].provenance == "dp"
     assert spec.not_dp == {"columns": ["age"], "values": ["synthetic_rows"]}
     assert spec.provenance.domain_estimate.epsilon == 0.5
 
 
-@pytest.mark.parametrize("mutate, expected", [
-    (lambda r: r["schema"]["columns"]["age"].update(provenance="guessed"), "provenance"),
-    (lambda r: r.update(provenance={"synthetic_rows": "rows"}), "provenance.synthetic_rows"),
-    (lambda r: r.update(provenance={"colour": "dp"}), "provenance.colour: unknown key"),
-    (lambda r: r.update(provenance={"domain_estimate": {"epsilon": 0, "delta": 0, "run_id": "x"}}),
-     "provenance.domain_estimate.epsilon"),
-])
+@pytest.mark.parametrize(
+    "mutate, expected",
+    [
+        (lambda r: r["schema"]["columns"]["age"].update(provenance="guessed"), "provenance"),
+        (lambda r: r.update(provenance={"synthetic_rows": "rows"}), "provenance.synthetic_rows"),
+        (lambda r: r.update(provenance={"colour": "dp"}), "provenance.colour: unknown key"),
+        (
+            lambda r: r.update(
+                provenance={"domain_estimate": {"epsilon": 0, "delta": 0, "run_id": "x"}}
+            ),
+            "provenance.domain_estimate.epsilon",
+        ),
+    ],
+)
 def test_bad_provenance_is_refused_naming_the_key(spec_factory, mutate, expected):
     raw = _raw(spec_factory)
     mutate(raw)

@@ -31,14 +31,21 @@ def _free_port() -> int:
 def stack(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-home")
     port = _free_port()
-    env = dict(os.environ, PREFECT_HOME=str(home), SYNTHRELEASE_PREFECT_PORT=str(port), BIN=str(BIN),
-               PREFECT_API_URL=f"http://127.0.0.1:{port}/api")
+    env = dict(
+        os.environ,
+        PREFECT_HOME=str(home),
+        SYNTHRELEASE_PREFECT_PORT=str(port),
+        BIN=str(BIN),
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+    )
     script = str(ROOT / "scripts" / "stack.sh")
     up = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=420)
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         again = subprocess.run([script, "up"], env=env, capture_output=True, text=True, timeout=420)
-        assert "server: already running" in again.stdout and "worker: already running" in again.stdout
+        assert (
+            "server: already running" in again.stdout and "worker: already running" in again.stdout
+        )
         yield env, home
     finally:
         subprocess.run([script, "down"], env=env, capture_output=True, text=True, timeout=120)
@@ -48,9 +55,22 @@ def stack(tmp_path_factory):
 
 def _deploy_run(env, spec: Path):
     return subprocess.run(
-        [str(BIN / "prefect"), "deployment", "run", "release/adult", "--param", f"spec_path={spec}",
-         "--watch", "--watch-timeout", "500"],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=600,
+        [
+            str(BIN / "prefect"),
+            "deployment",
+            "run",
+            "release/adult",
+            "--param",
+            f"spec_path={spec}",
+            "--watch",
+            "--watch-timeout",
+            "500",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -69,7 +89,9 @@ def test_deployment_run_publishes_and_a_failing_gate_fails(stack, tmp_path, spec
     assert ReleaseStore(str(strict.parent / "store")).releases() == []
 
     # Leak scan: Prefect's database, its result storage and the stack's logs.
-    real = pd.read_csv(ROOT / "data" / "adult" / "adult_train.csv", keep_default_na=False, na_values=[""])
+    real = pd.read_csv(
+        ROOT / "data" / "adult" / "adult_train.csv", keep_default_na=False, na_values=[""]
+    )
     counts = real["fnlwgt"].value_counts()
     rare = [str(v) for v in counts[counts == 1].index if v > 1_000_000][:50]
     small = pd.read_csv(strict.parent / "data" / "small.csv", dtype=str)

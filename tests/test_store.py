@@ -30,7 +30,10 @@ def test_publish_lists_resolves_and_hashes(published, tmp_path):
     m = store.manifest("demo", v1)
     assert m["release_id"] == f"demo@{v1}"
     assert set(m["files"]) == {TABLE, "README.md"}
-    assert m["artifacts"] == {TABLE: {"provenance": "synthetic"}, "README.md": {"provenance": "metadata"}}
+    assert m["artifacts"] == {
+        TABLE: {"provenance": "synthetic"},
+        "README.md": {"provenance": "metadata"},
+    }
     assert store.verify("demo", v1) == m["files"]
     infos = store.releases()
     assert [(i.version, i.latest, i.epsilon) for i in infos] == [(v1, False, 1.0), (v2, True, 2.0)]
@@ -94,7 +97,9 @@ def test_failed_upload_leaves_nothing_visible(tmp_path, monkeypatch):
     with pytest.raises(StoreError, match="cannot publish"):
         publish(store, tmp_path, eps=5.0)
     assert store.versions("demo") == ["20261128T101500Z"]
-    assert [p.name for p in (tmp_path / "store" / "demo").iterdir() if p.is_dir()] == ["20261128T101500Z"]
+    assert [p.name for p in (tmp_path / "store" / "demo").iterdir() if p.is_dir()] == [
+        "20261128T101500Z"
+    ]
 
 
 def test_publish_refuses_files_the_firewall_refuses(tmp_path):
@@ -104,19 +109,41 @@ def test_publish_refuses_files_the_firewall_refuses(tmp_path):
     with pytest.raises(FirewallError, match="no provenance"):
         store.publish("demo", files={TABLE: table}, manifest=manifest(), created=T0, row_scan=scan)
     with pytest.raises(FirewallError, match="no passing row scan"):
-        store.publish("demo", files={TABLE: Artifact(table, Provenance.SYNTHETIC)},
-                      manifest=manifest(), created=T0)
+        store.publish(
+            "demo",
+            files={TABLE: Artifact(table, Provenance.SYNTHETIC)},
+            manifest=manifest(),
+            created=T0,
+        )
     assert not (tmp_path / "store").exists() or store.versions("demo") == []
 
 
 def test_version_order_is_numeric():
     versions = ["20261128T101500Z-10", "20261128T101500Z-2", "20261128T101500Z", "20261127T000000Z"]
     assert sorted(versions, key=version_key) == [
-        "20261127T000000Z", "20261128T101500Z", "20261128T101500Z-2", "20261128T101500Z-10"]
+        "20261127T000000Z",
+        "20261128T101500Z",
+        "20261128T101500Z-2",
+        "20261128T101500Z-10",
+    ]
 
 
-@pytest.mark.parametrize("ref", ["../etc", "a/b", "demo@../../x", "demo@latest/x", "", "demo@2026",
-                                 "a\\b", "demo x", "..", ".hidden", "demo@20261128T101500Z/../x"])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "../etc",
+        "a/b",
+        "demo@../../x",
+        "demo@latest/x",
+        "",
+        "demo@2026",
+        "a\\b",
+        "demo x",
+        "..",
+        ".hidden",
+        "demo@20261128T101500Z/../x",
+    ],
+)
 def test_bad_release_refs_are_refused(ref):
     with pytest.raises(StoreError):
         parse_ref(ref)
@@ -135,9 +162,13 @@ def test_bad_names_are_refused_by_every_entry_point(tmp_path):
 
 def publish_named(store, tmp, name):
     table = table_file(tmp)
-    return store.publish(name, files={TABLE: Artifact(table, Provenance.SYNTHETIC)},
-                         manifest=manifest(), created=T0,
-                         row_scan=RowScanPass(frozenset({sha256_file(table)})))
+    return store.publish(
+        name,
+        files={TABLE: Artifact(table, Provenance.SYNTHETIC)},
+        manifest=manifest(),
+        created=T0,
+        row_scan=RowScanPass(frozenset({sha256_file(table)})),
+    )
 
 
 def test_good_refs():

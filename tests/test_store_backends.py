@@ -47,10 +47,15 @@ def test_withdraw_moves_latest_and_is_logged(store, tmp_path):
     assert store.resolve("demo") == v1
     assert store.fs.cat_file(store._p("demo", "LATEST")).decode() == v1
     assert [(i.version, i.latest, i.withdrawn) for i in store.releases()] == [
-        (v1, True, False), (v2, False, True)]
+        (v1, True, False),
+        (v2, False, True),
+    ]
     with pytest.raises(WithdrawnError, match="withdrawn"):
         synthrelease.load("demo", version=v2, store=store.uri)
-    assert synthrelease.load("demo", version=v2, store=store.uri, allow_withdrawn=True).shape == (3, 1)
+    assert synthrelease.load("demo", version=v2, store=store.uri, allow_withdrawn=True).shape == (
+        3,
+        1,
+    )
     assert store.verify("demo", v2)  # still intact, still verifiable
     with pytest.raises(StoreError, match="withdrawn already"):
         store.withdraw("demo", v2, reason="again")
@@ -99,24 +104,51 @@ def _model_release(store: ReleaseStore, tmp_path) -> tuple[str, pd.DataFrame]:
     frame["y"] = (frame["a"] + (frame["b"] == "u") + rng.normal(0, 0.3, n)) > 0.5
     table = tmp_path / "syn.parquet"
     frame.to_parquet(table, index=False)
-    spec = parse_spec({
-        "name": "demo", "source": {"kind": "csv", "path": "unused.csv"},
-        "schema": {"columns": {"a": {"type": "numerical", "lower": -9, "upper": 9},
-                               "b": {"type": "categorical", "categories": ["u", "v"]},
-                               "y": {"type": "boolean"}}},
-        "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
-        "generator": {"name": "mst"}, "synthetic_rows": n,
-        "models": [{"name": "y-clf", "kind": "classifier", "target": "y",
-                    "algorithm": "logistic_regression"}],
-    })
+    spec = parse_spec(
+        {
+            "name": "demo",
+            "source": {"kind": "csv", "path": "unused.csv"},
+            "schema": {
+                "columns": {
+                    "a": {"type": "numerical", "lower": -9, "upper": 9},
+                    "b": {"type": "categorical", "categories": ["u", "v"]},
+                    "y": {"type": "boolean"},
+                }
+            },
+            "privacy": {"epsilon": 1, "delta": 1e-6, "budget": {"epsilon": 2, "delta": 1e-5}},
+            "generator": {"name": "mst"},
+            "synthetic_rows": n,
+            "models": [
+                {
+                    "name": "y-clf",
+                    "kind": "classifier",
+                    "target": "y",
+                    "algorithm": "logistic_regression",
+                }
+            ],
+        }
+    )
     version = store.next_version("demo", T0)
     files = {"synthetic/demo.parquet": Artifact(table, Provenance.SYNTHETIC)}
-    files.update(train_release_models(spec, table_rel="synthetic/demo.parquet", table_path=table,
-                                      out_dir=tmp_path / "models", release_id=f"demo@{version}",
-                                      privacy={"epsilon": 1.0, "delta": 1e-6}))
+    files.update(
+        train_release_models(
+            spec,
+            table_rel="synthetic/demo.parquet",
+            table_path=table,
+            out_dir=tmp_path / "models",
+            release_id=f"demo@{version}",
+            privacy={"epsilon": 1.0, "delta": 1e-6},
+        )
+    )
     m = {**manifest(), "models": model_entries(spec)}
-    store.publish("demo", files=files, manifest=m, created=T0, version=version,
-                  row_scan=RowScanPass(frozenset({sha256_file(table)})))
+    store.publish(
+        "demo",
+        files=files,
+        manifest=m,
+        created=T0,
+        version=version,
+        row_scan=RowScanPass(frozenset({sha256_file(table)})),
+    )
     return version, frame
 
 
@@ -137,7 +169,9 @@ def test_consumer_loads_table_and_model(store, tmp_path, capsys):
     assert main(["pull", "demo@latest", "-o", str(tmp_path / "pulled"), "--store", store.uri]) == 0
     pulled = tmp_path / "pulled" / "demo" / version
     assert (pulled / "models" / "y-clf" / "model.onnx").exists()
-    assert json.loads((pulled / "models" / "y-clf" / "card.json").read_text())["kind"] == "classifier"
+    assert (
+        json.loads((pulled / "models" / "y-clf" / "card.json").read_text())["kind"] == "classifier"
+    )
     assert main(["releases", "verify", "demo", "--store", store.uri]) == 0
     assert main(["releases", "list", "--store", store.uri]) == 0
     out = capsys.readouterr().out
@@ -163,11 +197,26 @@ def test_cli_show_withdraw_history(store, tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["version"] == v1
     assert main(["releases", "withdraw", "demo", "--reason", "x", "--store", store.uri]) == 2
     assert "explicit version" in capsys.readouterr().err
-    assert main(["releases", "withdraw", f"demo@{v2}", "--reason", "bad rows", "--store", store.uri]) == 0
+    assert (
+        main(["releases", "withdraw", f"demo@{v2}", "--reason", "bad rows", "--store", store.uri])
+        == 0
+    )
     assert f"latest is now {v1}" in capsys.readouterr().out
     assert main(["releases", "history", "demo", "--store", store.uri]) == 0
     assert "withdrawn" in capsys.readouterr().out
     assert main(["pull", f"demo@{v2}", "-o", str(tmp_path / "o"), "--store", store.uri]) == 2
     assert "withdrawn" in capsys.readouterr().err
-    assert main(["pull", f"demo@{v2}", "-o", str(tmp_path / "o"), "--allow-withdrawn",
-                 "--store", store.uri]) == 0
+    assert (
+        main(
+            [
+                "pull",
+                f"demo@{v2}",
+                "-o",
+                str(tmp_path / "o"),
+                "--allow-withdrawn",
+                "--store",
+                store.uri,
+            ]
+        )
+        == 0
+    )

@@ -26,10 +26,21 @@ from synthrelease.store import ReleaseStore
 from tests.conftest import SMALL_COLUMNS, make_table
 from tests.s3server import S3Server, clear_s3fs_cache, s3  # noqa: F401 - fixture
 
-MODELS = [{"name": "smoker", "kind": "classifier", "target": "smoker",
-           "algorithm": "logistic_regression"},
-          {"name": "age", "kind": "regressor", "target": "age", "features": ["colour", "score"],
-           "params": {"n_estimators": 10, "max_depth": 6}}]
+MODELS = [
+    {
+        "name": "smoker",
+        "kind": "classifier",
+        "target": "smoker",
+        "algorithm": "logistic_regression",
+    },
+    {
+        "name": "age",
+        "kind": "regressor",
+        "target": "age",
+        "features": ["colour", "score"],
+        "params": {"n_estimators": 10, "max_depth": 6},
+    },
+]
 
 
 @dataclasses.dataclass
@@ -60,11 +71,19 @@ def run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("release")
     make_table().to_csv(tmp / "small.csv", index=False)
     raw = {
-        "name": "small", "source": {"kind": "csv", "path": str(tmp / "small.csv")},
-        "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)}, "target": "smoker",
-        "privacy": {"epsilon": 3.0, "delta": 1e-6, "budget": {"epsilon": 10.0, "delta": 1e-5},
-                    "noise": "seeded", "seed": 7},
-        "generator": {"name": "mst", "params": {"bins": 16}}, "holdout": {"fraction": 0.3},
+        "name": "small",
+        "source": {"kind": "csv", "path": str(tmp / "small.csv")},
+        "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)},
+        "target": "smoker",
+        "privacy": {
+            "epsilon": 3.0,
+            "delta": 1e-6,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+            "noise": "seeded",
+            "seed": 7,
+        },
+        "generator": {"name": "mst", "params": {"bins": 16}},
+        "holdout": {"fraction": 0.3},
         "synthetic_rows": 2000,
         "gate": {"max_tvd_1way": 0.2, "max_tvd_2way": 0.3, "max_exact_copy_excess": 0.05},
         "workspace": {"path": str(tmp / "ws")},
@@ -94,14 +113,26 @@ def test_local_release_with_models_is_consumable(run, tmp_path, capsys):
     m = store.manifest(name, version)
     assert [x["name"] for x in m["models"]] == ["smoker", "age"]
     provenance = {rel: a["provenance"] for rel, a in m["artifacts"].items()}
-    assert provenance.items() >= {
-        "README.md": "metadata", "synthetic/small.parquet": "synthetic",
-        **{f"models/{n}/{f}": p for n in ("smoker", "age")
-           for f, p in (("README.md", "metadata"), ("card.json", "metadata"),
-                        ("model.onnx", "trained-on-synthetic"))}}.items()
+    assert (
+        provenance.items()
+        >= {
+            "README.md": "metadata",
+            "synthetic/small.parquet": "synthetic",
+            **{
+                f"models/{n}/{f}": p
+                for n in ("smoker", "age")
+                for f, p in (
+                    ("README.md", "metadata"),
+                    ("card.json", "metadata"),
+                    ("model.onnx", "trained-on-synthetic"),
+                )
+            },
+        }.items()
+    )
     assert set(provenance) == set(m["files"])  # every file carries its provenance
-    assert {p for rel, p in provenance.items() if not rel.startswith(("models/", "synthetic/"))} == {
-        "metadata"}
+    assert {
+        p for rel, p in provenance.items() if not rel.startswith(("models/", "synthetic/"))
+    } == {"metadata"}
     assert m["publication"]["generator"] is False
     df = synthrelease.load(name, store=store.uri)
     assert df.shape == (2000, 5)
@@ -136,13 +167,18 @@ def test_s3_release_with_generator_opt_in(run, s3: S3Server, tmp_path):
     name, version = release_id.split("@")
     m = store.manifest(name)
     assert m["release_id"] == release_id
-    assert m["publication"]["generator_files"] == ["generator/arrays.npz", "generator/generator.json"]
+    assert m["publication"]["generator_files"] == [
+        "generator/arrays.npz",
+        "generator/generator.json",
+    ]
     assert m["artifacts"]["generator/arrays.npz"] == {"provenance": "dp-generator"}
     assert store.verify(name) == m["files"]
     assert synthrelease.load(name, store=spec.store.uri).shape == (2000, 5)
     model = synthrelease.load_model(name, model="smoker", version=version, store=spec.store.uri)
     assert model.kind == "classifier"
-    assert main(["pull", f"{name}@latest", "-o", str(tmp_path / "o"), "--store", spec.store.uri]) == 0
+    assert (
+        main(["pull", f"{name}@latest", "-o", str(tmp_path / "o"), "--store", spec.store.uri]) == 0
+    )
     assert (tmp_path / "o" / name / version / "generator" / "generator.json").exists()
 
 

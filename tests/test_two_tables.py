@@ -65,8 +65,13 @@ def _tables(base: Path) -> dict[str, Path]:
             "name": "probe",
             "source": {"kind": "csv", "path": "data/t.csv"},
             "schema": {"columns": columns},
-            "privacy": {"epsilon": 1.0, "delta": 1e-6, "noise": "seeded", "seed": 3,
-                        "budget": {"epsilon": 5.0, "delta": 1e-5}},
+            "privacy": {
+                "epsilon": 1.0,
+                "delta": 1e-6,
+                "noise": "seeded",
+                "seed": 3,
+                "budget": {"epsilon": 5.0, "delta": 1e-5},
+            },
             "generator": {"name": "mst", "params": {"bins": 8}},
             "holdout": {"source": {"kind": "csv", "path": "data/holdout.csv"}},
             "synthetic_rows": 500,
@@ -78,17 +83,28 @@ def _tables(base: Path) -> dict[str, Path]:
     return out
 
 
-def _cli(folder: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(CLI + list(args), cwd=folder, capture_output=True, text=True,
-                          timeout=600, env={**os.environ, **(env or {})})
+def _cli(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        CLI + list(args),
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def _public(folder: Path, proc: subprocess.CompletedProcess) -> dict[str, object]:
     """Everything a non-custodian could see of the run, masked."""
     ledger = _cli(folder, "budget", "show", "--spec", "spec.yaml", "--entries")
     store = folder / "store"
-    files = sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file()) \
-        if store.exists() else []
+    files = (
+        sorted(p.relative_to(store).as_posix() for p in store.rglob("*") if p.is_file())
+        if store.exists()
+        else []
+    )
     return {
         "exit": proc.returncode,
         "stdout": _mask(proc.stdout, folder),
@@ -103,17 +119,31 @@ def _prefect_db(home: Path, root: Path) -> dict[str, object]:
     with sqlite3.connect(db) as conn:
         flows = conn.execute("select state_type, state_name from flow_run").fetchall()
         flow_msgs = conn.execute(
-            "select s.message from flow_run_state s order by s.timestamp").fetchall()
+            "select s.message from flow_run_state s order by s.timestamp"
+        ).fetchall()
         tasks = conn.execute(
-            "select task_key, state_type from task_run order by expected_start_time").fetchall()
+            "select task_key, state_type from task_run order by expected_start_time"
+        ).fetchall()
         task_msgs = conn.execute(
-            "select s.name, s.message from task_run_state s order by s.timestamp").fetchall()
+            "select s.name, s.message from task_run_state s order by s.timestamp"
+        ).fetchall()
         logs = conn.execute("select name, level, message from log order by timestamp").fetchall()
         artifacts = conn.execute("select key, type, data from artifact").fetchall()
-    return json.loads(_mask(json.dumps({
-        "flows": flows, "flow_messages": flow_msgs, "tasks": sorted(tasks),
-        "task_messages": sorted(map(tuple, task_msgs)), "logs": logs, "artifacts": artifacts,
-    }).replace(str(home), "<prefect-home>"), root))
+    return json.loads(
+        _mask(
+            json.dumps(
+                {
+                    "flows": flows,
+                    "flow_messages": flow_msgs,
+                    "tasks": sorted(tasks),
+                    "task_messages": sorted(map(tuple, task_msgs)),
+                    "logs": logs,
+                    "artifacts": artifacts,
+                }
+            ).replace(str(home), "<prefect-home>"),
+            root,
+        )
+    )
 
 
 def test_direct_engine_neighbouring_tables_look_the_same(tmp_path):
@@ -128,7 +158,9 @@ def test_direct_engine_neighbouring_tables_look_the_same(tmp_path):
     assert "spent" in a["ledger"] and "voided" not in a["ledger"]
     assert a == b
     # the private reasons differ (that is what the attack would have learnt)
-    reasons = [next((f / "ws" / "runs").glob("*/failure.txt")).read_text() for f in folders.values()]
+    reasons = [
+        next((f / "ws" / "runs").glob("*/failure.txt")).read_text() for f in folders.values()
+    ]
     assert "table 'probe'" in reasons[0] and "holdout source" in reasons[1]
 
 
@@ -141,14 +173,22 @@ def test_prefect_neighbouring_tables_look_the_same(tmp_path):
     seen = {}
     for name, folder in folders.items():
         home = folder.parent / f"prefect-{name}"
-        env = {"PREFECT_HOME": str(home), "PREFECT_LOGGING_EXTRA_LOGGERS": "synthrelease",
-               "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180", "DO_NOT_TRACK": "1",
-               "PREFECT_API_URL": ""}
+        env = {
+            "PREFECT_HOME": str(home),
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "synthrelease",
+            "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_API_URL": "",
+        }
         env = {k: v for k, v in env.items() if v}
-        proc = subprocess.run(CLI + ["run", "spec.yaml"], cwd=folder, capture_output=True,
-                              text=True, timeout=600,
-                              env={k: v for k, v in {**os.environ, **env}.items()
-                                   if k != "PREFECT_API_URL"})
+        proc = subprocess.run(
+            CLI + ["run", "spec.yaml"],
+            cwd=folder,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={k: v for k, v in {**os.environ, **env}.items() if k != "PREFECT_API_URL"},
+        )
         public = _public(folder, proc)
         public["prefect"] = _prefect_db(home, folder)
         seen[name] = public

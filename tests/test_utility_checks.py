@@ -33,15 +33,16 @@ def draw(rng: np.random.Generator, n: int, *, signal: bool = True) -> pd.DataFra
     smoker = rng.random(n) < 0.3
     logit = (age - 50) / 10 + np.nan_to_num(score) / 2 + smoker if signal else np.zeros(n)
     label = np.where(rng.random(n) < 1 / (1 + np.exp(-logit)), "yes", "no")
-    return pd.DataFrame({"age": age, "score": score, "job": job, "smoker": smoker,
-                         "label": label})
+    return pd.DataFrame({"age": age, "score": score, "job": job, "smoker": smoker, "label": label})
 
 
 @pytest.fixture(scope="module")
 def frames():
     rng = np.random.default_rng(11)
-    typed = {k: typed_frame(draw(rng, 1500, signal=(k != "noise")), COLUMNS)
-             for k in ("train", "holdout", "synthetic", "noise")}
+    typed = {
+        k: typed_frame(draw(rng, 1500, signal=(k != "noise")), COLUMNS)
+        for k in ("train", "holdout", "synthetic", "noise")
+    }
     return typed
 
 
@@ -52,9 +53,15 @@ def test_typed_frame_maps_unknown_categories_to_the_declared_bucket(frames):
 
 
 def test_tstr_close_to_trtr_for_a_faithful_generator(frames):
-    figures, details = tstr_figures(synthetic=frames["synthetic"], train=frames["train"],
-                                    holdout=frames["holdout"], specs=COLUMNS, target="label",
-                                    seed=0, max_iter=30)
+    figures, details = tstr_figures(
+        synthetic=frames["synthetic"],
+        train=frames["train"],
+        holdout=frames["holdout"],
+        specs=COLUMNS,
+        target="label",
+        seed=0,
+        max_iter=30,
+    )
     assert details["task"] == "binary" and details["primary_metric"] == "auc"
     assert figures["trtr_score"] > 0.8
     assert abs(figures["tstr_gap"]) < 0.05
@@ -62,36 +69,64 @@ def test_tstr_close_to_trtr_for_a_faithful_generator(frames):
 
 
 def test_tstr_flags_a_generator_that_lost_the_signal(frames):
-    figures, _ = tstr_figures(synthetic=frames["noise"], train=frames["train"],
-                              holdout=frames["holdout"], specs=COLUMNS, target="label",
-                              seed=0, max_iter=30)
+    figures, _ = tstr_figures(
+        synthetic=frames["noise"],
+        train=frames["train"],
+        holdout=frames["holdout"],
+        specs=COLUMNS,
+        target="label",
+        seed=0,
+        max_iter=30,
+    )
     assert figures["tstr_gap"] > 0.25
 
 
 def test_tstr_multiclass_and_regression_metrics(frames):
-    f, d = tstr_figures(synthetic=frames["synthetic"], train=frames["train"],
-                        holdout=frames["holdout"], specs=COLUMNS, target="job", seed=0,
-                        max_iter=10)
+    f, d = tstr_figures(
+        synthetic=frames["synthetic"],
+        train=frames["train"],
+        holdout=frames["holdout"],
+        specs=COLUMNS,
+        target="job",
+        seed=0,
+        max_iter=10,
+    )
     assert d["primary_metric"] == "macro_f1" and "accuracy" in d["scores"]["real"]
-    f, d = tstr_figures(synthetic=frames["synthetic"], train=frames["train"],
-                        holdout=frames["holdout"], specs=COLUMNS, target="age", seed=0,
-                        max_iter=10)
+    f, d = tstr_figures(
+        synthetic=frames["synthetic"],
+        train=frames["train"],
+        holdout=frames["holdout"],
+        specs=COLUMNS,
+        target="age",
+        seed=0,
+        max_iter=10,
+    )
     assert d["primary_metric"] == "r2" and math.isfinite(f["tstr_gap"])
 
 
 def test_tstr_raises_when_the_synthetic_target_has_one_class(frames):
     one_class = frames["synthetic"].assign(label="no")
     with pytest.raises(ValueError):
-        tstr_figures(synthetic=one_class, train=frames["train"], holdout=frames["holdout"],
-                     specs=COLUMNS, target="label", seed=0, max_iter=10)
+        tstr_figures(
+            synthetic=one_class,
+            train=frames["train"],
+            holdout=frames["holdout"],
+            specs=COLUMNS,
+            target="label",
+            seed=0,
+            max_iter=10,
+        )
 
 
 def test_sdmetrics_scores_and_fail_closed_on_a_broken_metric(frames):
-    figures, details = sdmetrics_figures(real=frames["holdout"], synthetic=frames["synthetic"],
-                                         specs=COLUMNS)
+    figures, details = sdmetrics_figures(
+        real=frames["holdout"], synthetic=frames["synthetic"], specs=COLUMNS
+    )
     assert figures["quality_score"] > 0.85 and figures["diagnostic_score"] > 0.95
-    assert {r["Metric"] for r in details["quality_column_shapes"]} >= {"KSComplement",
-                                                                      "TVComplement"}
+    assert {r["Metric"] for r in details["quality_column_shapes"]} >= {
+        "KSComplement",
+        "TVComplement",
+    }
     # A constant synthetic column makes SDMetrics' pair metrics error; it would average
     # them away, we report NaN so that the gate fails.
     broken = frames["synthetic"].assign(age=40.0)
@@ -107,15 +142,22 @@ def test_sampled_workload_is_bounded_and_seeded():
     b = sampled_workload(sizes, way=3, max_marginals=100, rng=np.random.default_rng(1))
     assert a == b and len(a) == len(set(a)) == 100
     assert all(len(set(m)) == 3 for m in a)
-    assert len(sampled_workload({"x": 2, "y": 2, "z": 2}, way=3, max_marginals=5,
-                                rng=np.random.default_rng(0))) == 1
+    assert (
+        len(
+            sampled_workload(
+                {"x": 2, "y": 2, "z": 2}, way=3, max_marginals=5, rng=np.random.default_rng(0)
+            )
+        )
+        == 1
+    )
 
 
 def test_bin_labels_come_from_the_declared_domain():
     assert bin_labels(COLUMNS["job"], 4, False) == ["a", "b", "c", "z"]
     assert bin_labels(COLUMNS["score"], 4, True) == ["-10–-5", "-5–0", "0–5", "5–10", "null"]
-    assert bin_labels(NumericalColumn(type="numerical", lower=1, upper=3, integer=True), 3,
-                      False) == ["1", "2", "3"]
+    assert bin_labels(
+        NumericalColumn(type="numerical", lower=1, upper=3, integer=True), 3, False
+    ) == ["1", "2", "3"]
 
 
 def test_cramers_v_extremes():
@@ -126,12 +168,14 @@ def test_cramers_v_extremes():
 
 
 def test_svg_charts_escape_labels_and_hold_no_script_or_link():
-    chart = svg.bars(title="<b>x</b>", labels=["<script>", "b"], real=[0.5, 0.5],
-                     synthetic=[0.2, 0.8])
+    chart = svg.bars(
+        title="<b>x</b>", labels=["<script>", "b"], real=[0.5, 0.5], synthetic=[0.2, 0.8]
+    )
     heat = svg.heatmap(title="t", columns=["a&b", "c"], matrix=[[1, 0.2], [0.2, 1]])
     for text in (chart, heat):
         assert "<script" not in text and "http" not in text and text.startswith("<svg")
     assert "&lt;script&gt;" in chart and "a&amp;b" in heat
-    many = svg.bars(title="t", labels=[str(i) for i in range(60)], real=[1 / 60] * 60,
-                    synthetic=[1 / 60] * 60)
+    many = svg.bars(
+        title="t", labels=[str(i) for i in range(60)], real=[1 / 60] * 60, synthetic=[1 / 60] * 60
+    )
     assert "20 smaller bins not shown" in many

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -72,15 +73,18 @@ def build_datasheet(
         "validation": {
             "passed": verdict.get("passed") is True,
             "checks": [
-                {**{k: check.get(k) for k in _CHECK_KEYS},
-                 "description": DESCRIPTIONS.get(str(check.get("name")), "")}
+                {
+                    **{k: check.get(k) for k in _CHECK_KEYS},
+                    "description": DESCRIPTIONS.get(str(check.get("name")), ""),
+                }
                 for check in verdict.get("checks", [])
                 if isinstance(check, Mapping)
             ],
             "sample_rows": spec.gate.sample_rows,
             "attack_rows": spec.gate.attack_rows,
             "note": "real-data figures stay in the custodian's internal report"
-            if figures is None else "real-data figures are published below (opt-in)",
+            if figures is None
+            else "real-data figures are published below (opt-in)",
         },
     }
     if figures is not None:
@@ -104,13 +108,22 @@ def synthetic_statistics(synthetic: pd.DataFrame, columns: Mapping[str, object])
             stats["shares"] = {str(k): _share(v) for k, v in shares.sort_index().items()}
         elif isinstance(spec, DatetimeColumn):
             if len(present):
-                stats.update(min=present.min().isoformat(), median=present.median().isoformat(),
-                             max=present.max().isoformat())
+                stats.update(
+                    min=present.min().isoformat(),
+                    median=present.median().isoformat(),
+                    max=present.max().isoformat(),
+                )
         elif len(present):
             q = present.quantile([0.0, 0.25, 0.5, 0.75, 1.0]).to_list()
-            stats.update(mean=_finite(present.mean()), std=_finite(present.std()),
-                         min=_finite(q[0]), p25=_finite(q[1]), median=_finite(q[2]),
-                         p75=_finite(q[3]), max=_finite(q[4]))
+            stats.update(
+                mean=_finite(present.mean()),
+                std=_finite(present.std()),
+                min=_finite(q[0]),
+                p25=_finite(q[1]),
+                median=_finite(q[2]),
+                p75=_finite(q[3]),
+                max=_finite(q[4]),
+            )
         out[name] = stats
     return out
 
@@ -138,8 +151,10 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
     ]
     columns = sheet["schema"]["columns"]
     for name, stats in sheet["synthetic"]["statistics"].items():
-        lines.append(f"| {_md(name)} | {columns[name]['type']} | {_fmt(stats['null_share'])} | "
-                     f"{_md(_stats_text(stats))} |")
+        lines.append(
+            f"| {_md(name)} | {columns[name]['type']} | {_fmt(stats['null_share'])} | "
+            f"{_md(_stats_text(stats))} |"
+        )
     lines += [
         "",
         f"## Validation: {'PASSED' if v['passed'] else 'FAILED'}",
@@ -150,12 +165,20 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
         "|---|---|---|---|---|",
     ]
     for c in v["checks"]:
-        lines.append(f"| {_md(c['name'])} | {c.get('bound') or ''} | {_fmt(c.get('threshold'))} | "
-                     f"{'pass' if c.get('passed') else 'FAIL'} | {_md(c.get('description', ''))} |")
+        lines.append(
+            f"| {_md(c['name'])} | {c.get('bound') or ''} | {_fmt(c.get('threshold'))} | "
+            f"{'pass' if c.get('passed') else 'FAIL'} | {_md(c.get('description', ''))} |"
+        )
     real = sheet.get("real_data_figures")
     if real:
-        lines += ["", "## Real-data figures (opt-in)", f"**Warning:** {real['warning']}.", "",
-                  "| figure | value |", "|---|---|"]
+        lines += [
+            "",
+            "## Real-data figures (opt-in)",
+            f"**Warning:** {real['warning']}.",
+            "",
+            "| figure | value |",
+            "|---|---|",
+        ]
         lines += [f"| {_md(k)} | {_fmt(val)} |" for k, val in real["figures"].items()]
     return "\n".join(lines) + "\n"
 

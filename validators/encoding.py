@@ -19,18 +19,17 @@ The distance between two rows is the mean over columns of the per-column distanc
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
+from synthrelease.values import boolean
 
 NULL_NUMERIC = 3.0
 NULL_CODE = -1.0
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
-_FALSE = {"false", "0", "no", "f", "n", "0.0"}
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class MixedMatrix:
     def rows(self) -> int:
         return int(self.values.shape[0])
 
-    def take(self, index: np.ndarray) -> "MixedMatrix":
+    def take(self, index: np.ndarray) -> MixedMatrix:
         return MixedMatrix(self.values[np.asarray(index)], self.categorical, self.names)
 
     def columns(self, names: Sequence[str]) -> list[int]:
@@ -88,10 +87,8 @@ def _encode_column(values: pd.Series, spec: object) -> tuple[np.ndarray, bool]:
         idx[null] = NULL_CODE
         return idx, True
     if isinstance(spec, BooleanColumn):
-        text = values.astype(object).map(lambda v: str(v).strip().lower())
-        out = np.full(len(values), 2.0)  # 2: not a boolean
-        out[text.isin(_TRUE).to_numpy()] = 1.0
-        out[text.isin(_FALSE).to_numpy()] = 0.0
+        # the accepted spellings: synthrelease.values; 2: not a boolean
+        out = boolean(values).values.to_numpy(dtype=np.float64, na_value=2.0)
         out[null] = NULL_CODE
         return out, True
     if isinstance(spec, DatetimeColumn):

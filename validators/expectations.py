@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import pandas as pd
 
+from synthrelease.owner_only import private_dir, tighten
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
 
 logger = logging.getLogger(__name__)
@@ -149,7 +151,7 @@ def run_expectations(
         plan = plan_expectations(columns, expected_rows=expected_rows)
         frame = _prepared(synthetic, columns)
         result = _run(frame, plan) if data_docs is None else _run(frame, plan, data_docs=data_docs)
-    except Exception as exc:  # noqa: BLE001 - any failure must fail the suite
+    except Exception as exc:
         logger.warning("expectations: the run failed (%s)", type(exc).__name__)
         return ExpectationResult(success=False, results=(), error=type(exc).__name__)
     logger.info(
@@ -230,8 +232,6 @@ def _run_with_docs(context: Any, definition: Any, frame: pd.DataFrame, folder: P
     """Run the suite through a Checkpoint that writes Data Docs into ``folder``."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
-
-    from synthrelease.private.workspace import private_dir, tighten
 
     private_dir(folder)
     context.add_data_docs_site(

@@ -9,15 +9,13 @@ never modified.
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
-
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
-_FALSE = {"false", "0", "no", "f", "n", "0.0"}
+from synthrelease.values import boolean
 
 
 def typed_frame(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFrame:
@@ -40,11 +38,8 @@ def typed_column(values: pd.Series, spec: object) -> pd.Series:
         fill = spec.other if spec.other is not None else None
         return text.where(known | null, fill).astype(object)
     if isinstance(spec, BooleanColumn):
-        text = values.astype(object).map(lambda v: str(v).strip().lower())
-        out = pd.Series([None] * len(values), dtype=object)
-        out[text.isin(_TRUE).to_numpy() & ~null.to_numpy()] = "True"
-        out[text.isin(_FALSE).to_numpy() & ~null.to_numpy()] = "False"
-        return out
+        flags = boolean(values).values  # the accepted spellings: synthrelease.values
+        return pd.Series([None if pd.isna(f) else str(bool(f)) for f in flags], dtype=object)
     if isinstance(spec, DatetimeColumn):
         stamps = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
         return stamps.dt.tz_localize(None).astype("datetime64[ns]")
@@ -75,8 +70,11 @@ def model_matrix(typed: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFra
         if is_discrete(spec):
             labels = labels_of(spec)
             cat = pd.Categorical(col, categories=list(labels))
-            out[name] = cat if len(labels) <= 250 else pd.Series(cat.codes, dtype=float).where(
-                cat.codes >= 0)
+            out[name] = (
+                cat
+                if len(labels) <= 250
+                else pd.Series(cat.codes, dtype=float).where(cat.codes >= 0)
+            )
         elif isinstance(spec, DatetimeColumn):
             ns = col.astype("int64").astype(float)
             out[name] = ns.where(col.notna())

@@ -13,58 +13,31 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.spec import Gate
+from synthrelease.validators.checks import REGISTRY, SUITES, thresholds
+from synthrelease.validators.checks.expectations import CHECK as EXPECTATIONS
 from synthrelease.validators.expectations import ExpectationResult
 
 logger = logging.getLogger(__name__)
 private_logger = logging.getLogger("synthrelease.private.gate")  # names of failed checks
 
+# Derived from the registry (validators/checks/), one declaration per check:
 # (check name = figure key, Gate attribute holding its threshold, bound): a "max" check
 # passes at or below its threshold, a "min" check at or above it. Utility first.
-THRESHOLD_CHECKS: tuple[tuple[str, str, str], ...] = (
-    ("tvd_1way", "max_tvd_1way", "max"),
-    ("tvd_2way", "max_tvd_2way", "max"),
-    ("tvd_3way", "max_tvd_3way", "max"),
-    ("quality_score", "min_quality_score", "min"),
-    ("diagnostic_score", "min_diagnostic_score", "min"),
-    ("tstr_gap", "max_tstr_gap", "max"),
-    ("exact_copy_excess", "max_exact_copy_excess", "max"),
-    ("near_copy_excess", "max_near_copy_excess", "max"),
-    ("dcr_train_share", "max_dcr_train_share", "max"),
-    ("nndr_train_share", "max_nndr_train_share", "max"),
-    ("mia_auc", "max_mia_auc", "max"),
-    ("singling_out_risk", "max_singling_out_risk", "max"),
-    ("linkability_risk", "max_linkability_risk", "max"),
-    ("inference_risk", "max_inference_risk", "max"),
+THRESHOLD_CHECKS: tuple[tuple[str, str, str], ...] = tuple(
+    (t.figure, t.field, t.bound) for t in thresholds()
 )
-TARGET_CHECKS = frozenset({"tstr_gap"})  # only when the spec declares a target
-EXPECTATIONS_CHECK = "expectations"
+TARGET_CHECKS = frozenset(  # only when the spec declares a target
+    t.figure for check in REGISTRY if check.needs_target for t in check.gates
+)
+EXPECTATIONS_CHECK = EXPECTATIONS.name
 DESCRIPTIONS: dict[str, str] = {
-    "tvd_1way": "mean total-variation distance of the 1-way marginals, synthetic vs holdout",
-    "tvd_2way": "mean total-variation distance of the 2-way marginals, synthetic vs holdout",
-    "tvd_3way": "mean total-variation distance of (a workload of) 3-way marginals",
-    "quality_score": "SDMetrics QualityReport score (column shapes, column-pair trends)",
-    "diagnostic_score": "SDMetrics DiagnosticReport score (data validity and structure)",
-    "tstr_gap": "train-real minus train-synthetic score of a gradient-boosting model for "
-    "the target, tested on holdout rows (AUC, macro-F1 or R2)",
-    "exact_copy_excess": "share of synthetic rows copying a training row minus the share "
-    "copying a holdout row",
-    "near_copy_excess": "share of synthetic rows near a training row minus the share near a "
-    "holdout row",
-    "dcr_train_share": "share of synthetic rows closer to training rows than to holdout rows",
-    "nndr_train_share": "share of synthetic rows with a smaller nearest-neighbour distance "
-    "ratio to training rows than to holdout rows",
-    "mia_auc": "AUC of a membership-inference attack (DOMIAS-style density ratio); 0.5 is "
-    "no signal",
-    "singling_out_risk": "singling-out risk, residual over a holdout control (anonymeter manner)",
-    "linkability_risk": "linkability risk, residual over a holdout control (anonymeter manner)",
-    "inference_risk": "attribute-inference risk pooled over all columns, residual over a "
-    "holdout control (anonymeter manner)",
-    EXPECTATIONS_CHECK: "the Great Expectations suite built from the public schema passes "
-    "on the synthetic table",
+    **{t.figure: t.description for t in thresholds()},
+    **{suite.name: suite.description for suite in SUITES},
 }
 
 
@@ -188,9 +161,7 @@ def _expectations_check(result: ExpectationResult | None) -> Check:
     if not isinstance(result, ExpectationResult):
         return Check(EXPECTATIONS_CHECK, None, None, False, "not an expectations result")
     if result.error is not None:
-        return Check(
-            EXPECTATIONS_CHECK, None, None, False, f"the suite raised {result.error}"
-        )
+        return Check(EXPECTATIONS_CHECK, None, None, False, f"the suite raised {result.error}")
     if result.success is not True or not result.results:
         failed = sorted({o.expectation for o in result.failed})
         detail = f": {', '.join(failed)}" if failed else ""

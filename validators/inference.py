@@ -42,13 +42,17 @@ def inference_risk(
     right_control = _correct(controls, shuffled, tolerance)
     n, d = right.shape
     pooled = residual_risk(
-        attacks=n * d, successes=int(right.sum()), control_attacks=n * d,
+        attacks=n * d,
+        successes=int(right.sum()),
+        control_attacks=n * d,
         control_successes=int(right_control.sum()),
     )
     per_column = {}
     for j, name in enumerate(synthetic.names):
         risk = residual_risk(
-            attacks=n, successes=int(right[:, j].sum()), control_attacks=n,
+            attacks=n,
+            successes=int(right[:, j].sum()),
+            control_attacks=n,
             control_successes=int(right_control[:, j].sum()),
         )
         per_column[name] = risk.to_dict()
@@ -72,8 +76,6 @@ def _correct(rows: MixedMatrix, synthetic: MixedMatrix, tolerance: float) -> np.
     truth = rows.values
     exact = guesses == truth
     close = (
-        (np.abs(guesses - truth) <= tolerance)
-        & (guesses != NULL_NUMERIC)
-        & (truth != NULL_NUMERIC)
+        (np.abs(guesses - truth) <= tolerance) & (guesses != NULL_NUMERIC) & (truth != NULL_NUMERIC)
     )
     return np.where(rows.categorical[None, :], exact, exact | close)

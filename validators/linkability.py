@@ -11,7 +11,8 @@ equally many holdout rows. The residual risk (:mod:`.risk`) is the linkability r
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,9 @@ def linkability_risk(
     hits = _links(targets, shuffled, cols_a, cols_b, k)
     control_hits = _links(controls, shuffled, cols_a, cols_b, k)
     risk = residual_risk(
-        attacks=targets.rows, successes=hits, control_attacks=controls.rows,
+        attacks=targets.rows,
+        successes=hits,
+        control_attacks=controls.rows,
         control_successes=control_hits,
     )
     figures = {

@@ -8,7 +8,7 @@ callers that need random tie-breaking shuffle the candidates first.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -4,8 +4,10 @@ This is the only validator module that touches sensitive rows. It returns figure
 no rows, no row counts, no observed values leave it, and it logs none of them. The
 figures themselves are not differentially private and belong in the internal report.
 :func:`real_data_figures` gives the first slice's figures (below);
-:func:`evaluate_against_real` runs every utility and privacy check (the metric modules
-are pure functions on the samples it hands them; see ``validators/evaluation.py``).
+:func:`evaluate_against_real` runs every check of the registry (``validators/checks/``,
+one declaration per check) on the seeded :class:`Samples` it draws; the checks and the
+metric modules behind them are pure functions of those samples (the fail-closed plumbing
+is ``validators/evaluation.py``).
 
 Figures (all in [0, 1] except the excess, in [-1, 1]):
 
@@ -31,50 +33,31 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 import pandas as pd
 
-from synthrelease.errors import SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import NumericalColumn
-from synthrelease.validators.copies import row_hashes, share_in
-from synthrelease.validators.distance import FIGURES as DISTANCE_FIGURES
-from synthrelease.validators.distance import distance_figures
-from synthrelease.validators.distributions import (
-    association_gap,
-    association_matrix,
-    distributions,
+from synthrelease.validators.checks import REGISTRY
+from synthrelease.validators.checks.marginals import CHECK as MARGINALS
+from synthrelease.validators.evaluation import CHECKS, Collector, Evaluation
+from synthrelease.validators.marginals import (
+    DEFAULT_MAX_REFERENCE_ROWS,
+    DEFAULT_MAX_ROWS,
+    DEFAULT_TRAIN_DRAWS,
+    declared,
+    marginal_copy_figures,
 )
-from synthrelease.validators.encoding import MixedMatrix, encode_mixed
-from synthrelease.validators.evaluation import CHECKS, Collector, Evaluation, Settings
-from synthrelease.validators.features import typed_frame
-from synthrelease.validators.inference import inference_risk
-from synthrelease.validators.linkability import linkability_risk
-from synthrelease.validators.membership import FIGURES as MIA_FIGURES
-from synthrelease.validators.membership import membership_attack
-from synthrelease.validators.sdmetrics_reports import FIGURES as SDMETRICS_FIGURES
-from synthrelease.validators.sdmetrics_reports import sdmetrics_figures
-from synthrelease.validators.singling_out import singling_out_risk
-from synthrelease.validators.tstr import FIGURES as TSTR_FIGURES
-from synthrelease.validators.tstr import tstr_figures
-from synthrelease.validators.utility import marginal_tvd, sampled_workload
+from synthrelease.validators.samples import Samples, Settings, shuffled
 
 logger = logging.getLogger(__name__)
+DEFAULT_SETTINGS = Settings()  # frozen: one shared default
 private_logger = logging.getLogger("synthrelease.private.real")  # failed real-data checks
 
-DEFAULT_MAX_ROWS = 50_000
-DEFAULT_MAX_REFERENCE_ROWS = 1_000_000
-DEFAULT_TRAIN_DRAWS = 5
-FIGURE_NAMES = (
-    "tvd_1way",
-    "tvd_2way",
-    "exact_copy_share",
-    "exact_copy_holdout_share",
-    "exact_copy_excess",
-)
+FIGURE_NAMES = MARGINALS.figures  # declared in validators/checks/marginals.py
 
 
 def real_data_figures(
@@ -103,65 +86,18 @@ def real_data_figures(
         raise TypeError("rng must be a numpy Generator")
     if min(max_rows, max_reference_rows, train_draws) < 1:
         raise ValueError("max_rows, max_reference_rows and train_draws must be positive")
-    specs: Mapping[str, object] = {n: c.spec for n, c in discretiser.coders.items()}
-
-    train_rows = _declared(train.reveal(), specs, what="train")
-    holdout_rows = _subsample(_declared(holdout.reveal(), specs, what="holdout"), max_rows, rng)
-    synth_rows = _subsample(_declared(synthetic, specs, what="synthetic"), max_rows, rng)
-    if min(len(train_rows), len(holdout_rows), len(synth_rows)) == 0:
-        raise ValueError("train, holdout and synthetic must all have rows")
-
-    figures = _tvd_figures(holdout_rows, synth_rows, discretiser)
-
-    synth_hash = row_hashes(synth_rows, specs)
-    reference = _subsample(train_rows, max_reference_rows, rng)
-    figures["exact_copy_share"] = share_in(synth_hash, row_hashes(reference, specs))
-    size = min(len(train_rows), len(holdout_rows))
-    holdout_same = _subsample(holdout_rows, size, rng)
-    holdout_share = share_in(synth_hash, row_hashes(holdout_same, specs))
-    draws = 1 if len(train_rows) <= size else train_draws
-    train_share = np.mean(
-        [
-            share_in(synth_hash, row_hashes(_subsample(train_rows, size, rng), specs))
-            for _ in range(draws)
-        ]
+    figures = marginal_copy_figures(
+        train=train.reveal(),
+        holdout=holdout.reveal(),
+        synthetic=synthetic,
+        discretiser=discretiser,
+        rng=rng,
+        max_rows=max_rows,
+        max_reference_rows=max_reference_rows,
+        train_draws=train_draws,
     )
-    figures["exact_copy_holdout_share"] = holdout_share
-    figures["exact_copy_excess"] = float(train_share) - holdout_share
     logger.info("real-data figures computed: %s", ", ".join(FIGURE_NAMES))
-    return {name: float(figures[name]) for name in FIGURE_NAMES}
-
-
-def _declared(frame: pd.DataFrame, specs: Mapping[str, object], *, what: str) -> pd.DataFrame:
-    missing = [c for c in specs if c not in frame.columns]
-    if missing:
-        raise SchemaMismatchError(f"{what} table lacks declared columns {missing!r}")
-    return frame[list(specs)]
-
-
-def _subsample(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
-    if len(frame) <= limit:
-        return frame
-    keep = np.sort(rng.choice(len(frame), size=limit, replace=False))
-    return frame.iloc[keep]
-
-
-def _tvd_figures(
-    holdout: pd.DataFrame, synthetic: pd.DataFrame, discretiser: Discretiser
-) -> dict[str, float]:
-    holdout_codes = discretiser.encode(holdout)  # real rows are in the domain (checked at load)
-    try:
-        synth_codes = discretiser.encode(synthetic)
-    except SchemaMismatchError as exc:
-        logger.warning("synthetic table is outside the declared domain (%s)", type(exc).__name__)
-        return {"tvd_1way": float("nan"), "tvd_2way": float("nan")}
-    sizes = discretiser.sizes
-    tvd_1way = marginal_tvd(synth_codes, holdout_codes, sizes, way=1)
-    # A one-column table has no pairs: its whole joint distribution is the 1-way marginal.
-    tvd_2way = tvd_1way
-    if len(sizes) > 1:
-        tvd_2way = marginal_tvd(synth_codes, holdout_codes, sizes, way=2)
-    return {"tvd_1way": tvd_1way, "tvd_2way": tvd_2way}
+    return {name: figures[name] for name in FIGURE_NAMES}
 
 
 def evaluate_against_real(
@@ -172,12 +108,13 @@ def evaluate_against_real(
     discretiser: Discretiser,
     target: str | None,
     rng: np.random.Generator,
-    settings: Settings = Settings(),
+    settings: Settings = DEFAULT_SETTINGS,
     only: Collection[str] | None = None,
 ) -> Evaluation:
     """Every utility and privacy figure of ``synthetic`` against the real parts (or the
     checks named in ``only``, a subset of :data:`CHECKS`).
 
+    The checks are those of the registry (``validators/checks/``), run in its order.
     Seeded subsamples bound the work (``settings``): with fixed sizes the time is linear
     in the rows (sampling) plus a constant. Each check draws from its own child of
     ``rng`` (spawned in :data:`CHECKS` order), so a check's figures are the same whether
@@ -196,80 +133,45 @@ def evaluate_against_real(
     specs: Mapping[str, object] = {n: c.spec for n, c in discretiser.coders.items()}
     if target is not None and target not in specs:
         raise ValueError("the target is not a declared column")
-    s, a, m = settings.sample_rows, settings.attack_rows, settings.marginal_rows
-    train_all = _clip_numbers(_declared(train.reveal(), specs, what="train"), specs)
-    hold_all = _clip_numbers(_declared(holdout.reveal(), specs, what="holdout"), specs)
-    hold_m = _shuffled(hold_all, m, rng)
-    synth_m = _shuffled(_declared(synthetic, specs, what="synthetic"), m, rng)
+    s, m = settings.sample_rows, settings.marginal_rows
+    train_all = _clip_numbers(declared(train.reveal(), specs, what="train"), specs)
+    hold_all = _clip_numbers(declared(holdout.reveal(), specs, what="holdout"), specs)
+    hold_m = shuffled(hold_all, m, rng)
+    synth_m = shuffled(declared(synthetic, specs, what="synthetic"), m, rng)
     hold, synth = hold_m.iloc[:s], synth_m.iloc[:s]  # random rows: a prefix is a sample
     if min(len(train_all), len(hold), len(synth)) < 4:
         raise ValueError("train, holdout and synthetic need at least four rows each")
-    train_ref = _shuffled(train_all, len(hold), rng)  # the holdout's size: equal references
+    samples = Samples(
+        train_all=train_all,
+        hold_all=hold_all,
+        hold_m=hold_m,
+        synth_m=synth_m,
+        hold=hold,
+        synth=synth,
+        train_ref=shuffled(train_all, len(hold), rng),  # equal references
+        synthetic=synthetic,
+        discretiser=discretiser,
+        specs=specs,
+        target=target,
+        settings=settings,
+    )
     child = dict(zip(CHECKS, rng.spawn(len(CHECKS))))
     out = Collector()
     out.evaluation.details["settings"] = settings.to_dict()
-
-    def run(name: str, check: Callable[[], Any], owns: Iterable[str]) -> None:
-        if name in wanted:
-            out.run(name, check, owns)
-
-    @functools.cache
-    def typed(which: str) -> pd.DataFrame:
-        return typed_frame({"hold": hold, "synth": synth}[which], specs)
-
-    @functools.cache
-    def encoded(which: str) -> MixedMatrix:
-        return encode_mixed({"train": train_ref, "hold": hold, "synth": synth}[which], specs)
-
-    run("marginals_and_copies", lambda: (real_data_figures(
-        train=SensitiveTable(train_all, label=train.label),
-        holdout=SensitiveTable(hold_all, label=holdout.label), synthetic=synthetic,
-        discretiser=discretiser, rng=child["marginals_and_copies"], max_rows=m), {}),
-        FIGURE_NAMES)
-    run("marginals_3way", lambda: _tvd_3way(hold_m, synth_m, discretiser,
-                                            child["marginals_3way"], settings), ("tvd_3way",))
-    run("plots", lambda: _plots(hold, synth, discretiser), ("association_gap",))
-    run("sdmetrics", lambda: sdmetrics_figures(
-        real=typed("hold"), synthetic=typed("synth"), specs=specs), SDMETRICS_FIGURES)
-    if target is not None:
-        run("tstr", lambda: _tstr(train_all, typed("synth"), typed("hold"), specs, target,
-                                  s, child["tstr"]), TSTR_FIGURES)
-    half = len(hold) // 2
-    run("distance", lambda: distance_figures(
-        synthetic=first(encoded("synth"), a), train=encoded("train"), holdout=encoded("hold"),
-        rng=child["distance"]), DISTANCE_FIGURES)
-    run("membership", lambda: membership_attack(
-        members=first(encoded("train"), min(a, half)),
-        non_members=first(encoded("hold"), min(a, half)),
-        reference=encoded("hold").take(np.arange(half, len(hold))), synthetic=encoded("synth"),
-        rng=child["membership"]), MIA_FIGURES)
-    run("singling_out", lambda: singling_out_risk(
-        synthetic=encoded("synth"), train=encoded("train"), control=encoded("hold"),
-        rng=child["singling_out"], queries=settings.singling_out_queries),
-        _risk_figures("singling_out"))
-    run("linkability", lambda: linkability_risk(
-        synthetic=encoded("synth"), targets=first(encoded("train"), a),
-        controls=first(encoded("hold"), a), rng=child["linkability"]),
-        _risk_figures("linkability"))
-    run("inference", lambda: inference_risk(
-        synthetic=encoded("synth"), targets=first(encoded("train"), a),
-        controls=first(encoded("hold"), a), rng=child["inference"]),
-        _risk_figures("inference"))
+    for check in REGISTRY:
+        if check.name in wanted and (target is not None or not check.needs_target):
+            out.run(
+                check.name,
+                functools.partial(check.compute, samples, child[check.name]),
+                check.figures,
+            )
     failed = sorted(out.evaluation.errors)
-    private_logger.info("real-data evaluation: %d checks failed%s", len(failed),
-                        f" ({', '.join(failed)})" if failed else "")
+    private_logger.info(
+        "real-data evaluation: %d checks failed%s",
+        len(failed),
+        f" ({', '.join(failed)})" if failed else "",
+    )
     return out.evaluation
-
-
-def _tstr(train_all: pd.DataFrame, typed_synth: pd.DataFrame, typed_hold: pd.DataFrame,
-          specs: Mapping[str, object], target: str, rows: int,
-          rng: np.random.Generator) -> tuple[dict[str, float], dict[str, Any]]:
-    """Train-synthetic/test-real against train-real/test-real, on equal-size samples."""
-    fit = min(len(typed_synth), len(train_all), rows)
-    typed_train = typed_frame(_shuffled(train_all, fit, rng), specs)
-    return tstr_figures(synthetic=typed_synth.iloc[:fit], train=typed_train,
-                        holdout=typed_hold, specs=specs, target=target,
-                        seed=int(rng.integers(2**31)))
 
 
 def _clip_numbers(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFrame:
@@ -285,45 +187,3 @@ def _clip_numbers(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFr
             out = out.copy() if out is frame else out
             out[name] = x.clip(spec.lower, spec.upper)
     return out
-
-
-def first(matrix: MixedMatrix, rows: int) -> MixedMatrix:
-    """The first ``rows`` rows: a random sample, since every sample here is shuffled."""
-    return matrix.take(np.arange(min(rows, matrix.rows)))
-
-
-def _shuffled(frame: pd.DataFrame, limit: int, rng: np.random.Generator) -> pd.DataFrame:
-    """A random sample of at most ``limit`` rows, in random order."""
-    take = rng.permutation(len(frame))[: max(0, int(limit))]
-    return frame.iloc[take].reset_index(drop=True)
-
-
-def _risk_figures(attack: str) -> tuple[str, str, str]:
-    return (f"{attack}_risk", f"{attack}_risk_low", f"{attack}_risk_high")
-
-
-def _tvd_3way(
-    hold: pd.DataFrame, synth: pd.DataFrame, discretiser: Discretiser,
-    rng: np.random.Generator, settings: Settings,
-) -> tuple[dict[str, float], dict[str, int]]:
-    sizes = discretiser.sizes
-    way = min(3, len(sizes))  # fewer columns: the widest marginal there is (the joint)
-    workload = sampled_workload(sizes, way=way, max_marginals=settings.max_marginals, rng=rng)
-    value = marginal_tvd(discretiser.encode(synth), discretiser.encode(hold), sizes, way=way,
-                         workload=workload)
-    return {"tvd_3way": value}, {"marginals": len(workload), "way": way}
-
-
-def _plots(
-    hold: pd.DataFrame, synth: pd.DataFrame, discretiser: Discretiser
-) -> tuple[dict[str, float], dict[str, object]]:
-    real_codes, synth_codes = discretiser.encode(hold), discretiser.encode(synth)
-    sizes = discretiser.sizes
-    real_assoc = association_matrix(real_codes, sizes)
-    synth_assoc = association_matrix(synth_codes, sizes)
-    details = {
-        "distributions": distributions(
-            real_codes=real_codes, synthetic_codes=synth_codes, coders=discretiser.coders),
-        "association": {"columns": list(sizes), "real": real_assoc, "synthetic": synth_assoc},
-    }
-    return {"association_gap": association_gap(real_assoc, synth_assoc)}, details

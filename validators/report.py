@@ -14,8 +14,9 @@ import logging
 import math
 import numbers
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.validators.expectations import ExpectationResult
 from synthrelease.validators.gate import Verdict
@@ -71,7 +72,7 @@ def write_internal_report(
         "kind": "synthrelease internal validation report",
         "run_id": str(run_id),
         "spec_name": str(spec_name),
-        "created_utc": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "verdict": verdict.to_dict(),
         "figures": {str(k): _finite_or_none(v) for k, v in figures.items()},
         "expectations": None if expectations is None else expectations.to_dict(),
@@ -177,7 +178,7 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
         f"<h1>Internal validation report: {_e(payload['spec_name'])}</h1>",
         f'<p class="meta">run {_e(payload["run_id"])} &middot; {_e(payload["created_utc"])}</p>',
         f'<div class="banner {"pass" if passed else "fail"}">Gate verdict: '
-        f'{"PASSED" if passed else "FAILED"}</div>',
+        f"{'PASSED' if passed else 'FAILED'}</div>",
         '<p class="note">Internal: the figures below were computed against the real data and '
         "are not differentially private. Keep this report in the private workspace.</p>",
         "<h2>Gate checks</h2>",
@@ -205,7 +206,9 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
         if payload["figures"]
         else "<p>No figures were computed.</p>",
         render_sections(
-            figures=raw_figures, details=payload["details"], errors=payload["errors"],
+            figures=raw_figures,
+            details=payload["details"],
+            errors=payload["errors"],
             data_docs=payload["data_docs"],
         ),
         "<h2>Out-of-domain values (real rows, before training)</h2>",
@@ -221,11 +224,16 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
 
 def _domain_html(domain: Mapping[str, Any]) -> str:
     rows = [
-        [f"<td>{_e(source)}</td>", f"<td>{_e(column)}</td>",
-         f'<td class="num">{_e(c.get("clipped", 0))}</td>',
-         f'<td class="num">{_e(c.get("dropped", 0))}</td>']
-        for source, columns in domain.items() if isinstance(columns, Mapping)
-        for column, c in columns.items() if isinstance(c, Mapping)
+        [
+            f"<td>{_e(source)}</td>",
+            f"<td>{_e(column)}</td>",
+            f'<td class="num">{_e(c.get("clipped", 0))}</td>',
+            f'<td class="num">{_e(c.get("dropped", 0))}</td>',
+        ]
+        for source, columns in domain.items()
+        if isinstance(columns, Mapping)
+        for column, c in columns.items()
+        if isinstance(c, Mapping)
     ]
     if not rows:
         return "<p>No out-of-domain counts were recorded.</p>"

@@ -9,19 +9,40 @@ from __future__ import annotations
 import html
 import math
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synthrelease.validators import svg
 
 _ATTACKS = (
-    ("Membership inference (DOMIAS-style, AUC)", "mia_auc", "mia_auc_low", "mia_auc_high",
-     "membership"),
-    ("Singling out (anonymeter manner)", "singling_out_risk", "singling_out_risk_low",
-     "singling_out_risk_high", "singling_out"),
-    ("Linkability (anonymeter manner)", "linkability_risk", "linkability_risk_low",
-     "linkability_risk_high", "linkability"),
-    ("Attribute inference, pooled (anonymeter manner)", "inference_risk", "inference_risk_low",
-     "inference_risk_high", "inference"),
+    (
+        "Membership inference (DOMIAS-style, AUC)",
+        "mia_auc",
+        "mia_auc_low",
+        "mia_auc_high",
+        "membership",
+    ),
+    (
+        "Singling out (anonymeter manner)",
+        "singling_out_risk",
+        "singling_out_risk_low",
+        "singling_out_risk_high",
+        "singling_out",
+    ),
+    (
+        "Linkability (anonymeter manner)",
+        "linkability_risk",
+        "linkability_risk_low",
+        "linkability_risk_high",
+        "linkability",
+    ),
+    (
+        "Attribute inference, pooled (anonymeter manner)",
+        "inference_risk",
+        "inference_risk_low",
+        "inference_risk_high",
+        "inference",
+    ),
 )
 
 
@@ -49,9 +70,15 @@ def render_sections(
     errors: Mapping[str, str],
     data_docs: str | None,
 ) -> str:
-    parts = [_errors(errors), _utility(figures, details), _attacks(figures, details),
-             _distances(figures, details), _plots(details), _docs(data_docs),
-             _settings(details)]
+    parts = [
+        _errors(errors),
+        _utility(figures, details),
+        _attacks(figures, details),
+        _distances(figures, details),
+        _plots(details),
+        _docs(data_docs),
+        _settings(details),
+    ]
     return "\n".join(p for p in parts if p)
 
 
@@ -59,41 +86,58 @@ def _errors(errors: Mapping[str, str]) -> str:
     if not errors:
         return ""
     rows = [[_e(name), _e(kind)] for name, kind in sorted(errors.items())]
-    return ("<h2>Checks that failed to run</h2><p>Their figures are NaN, so the gate fails "
-            "them. Only the error type is kept (messages can quote values).</p>"
-            + _table(["check", "error"], rows))
+    return (
+        "<h2>Checks that failed to run</h2><p>Their figures are NaN, so the gate fails "
+        "them. Only the error type is kept (messages can quote values).</p>"
+        + _table(["check", "error"], rows)
+    )
 
 
 def _utility(figures: Mapping[str, Any], details: Mapping[str, Any]) -> str:
     rows = [
-        ["1/2/3-way marginal TVD (holdout)",
-         f"{_n(figures.get('tvd_1way'))} / {_n(figures.get('tvd_2way'))} / "
-         f"{_n(figures.get('tvd_3way'))}"],
-        ["SDMetrics quality: column shapes / pair trends / overall",
-         f"{_n(figures.get('quality_column_shapes'))} / "
-         f"{_n(figures.get('quality_column_pair_trends'))} / {_n(figures.get('quality_score'))}"],
-        ["SDMetrics diagnostic: validity / structure / overall",
-         f"{_n(figures.get('diagnostic_data_validity'))} / "
-         f"{_n(figures.get('diagnostic_data_structure'))} / {_n(figures.get('diagnostic_score'))}"],
-        ["Association gap (mean |Cramér's V real - synthetic|)",
-         _n(figures.get("association_gap"))],
+        [
+            "1/2/3-way marginal TVD (holdout)",
+            f"{_n(figures.get('tvd_1way'))} / {_n(figures.get('tvd_2way'))} / "
+            f"{_n(figures.get('tvd_3way'))}",
+        ],
+        [
+            "SDMetrics quality: column shapes / pair trends / overall",
+            f"{_n(figures.get('quality_column_shapes'))} / "
+            f"{_n(figures.get('quality_column_pair_trends'))} / {_n(figures.get('quality_score'))}",
+        ],
+        [
+            "SDMetrics diagnostic: validity / structure / overall",
+            f"{_n(figures.get('diagnostic_data_validity'))} / "
+            f"{_n(figures.get('diagnostic_data_structure'))} / {_n(figures.get('diagnostic_score'))}",
+        ],
+        [
+            "Association gap (mean |Cramér's V real - synthetic|)",
+            _n(figures.get("association_gap")),
+        ],
     ]
     out = "<h2>Utility</h2>" + _table(["figure", "value"], rows)
     tstr = details.get("tstr")
     if isinstance(tstr, Mapping):
         scores = tstr.get("scores", {})
         metrics = sorted({m for s in scores.values() if isinstance(s, Mapping) for m in s})
-        rows = [[_e(name)] + [_n(scores.get(name, {}).get(m)) for m in metrics]
-                for name in ("synthetic", "real", "dummy")]
-        out += (f"<h3>Train on synthetic, test on real: target {_e(tstr.get('target'))} "
-                f"({_e(tstr.get('task'))}, {_e(tstr.get('model'))}; gated metric "
-                f"{_e(tstr.get('primary_metric'))})</h3>"
-                + _table(["trained on"] + metrics, rows))
+        rows = [
+            [_e(name)] + [_n(scores.get(name, {}).get(m)) for m in metrics]
+            for name in ("synthetic", "real", "dummy")
+        ]
+        out += (
+            f"<h3>Train on synthetic, test on real: target {_e(tstr.get('target'))} "
+            f"({_e(tstr.get('task'))}, {_e(tstr.get('model'))}; gated metric "
+            f"{_e(tstr.get('primary_metric'))})</h3>" + _table(["trained on"] + metrics, rows)
+        )
     problems = {k: v for k, v in details.get("sdmetrics", {}).items() if k.endswith("_problems")}
     for kind, props in problems.items():
-        out += f"<p>SDMetrics {_e(kind)}: " + "; ".join(
-            f"{_e(p)}: {_e(', '.join(map(str, names))[:300])}" for p, names in props.items()
-        ) + "</p>"
+        out += (
+            f"<p>SDMetrics {_e(kind)}: "
+            + "; ".join(
+                f"{_e(p)}: {_e(', '.join(map(str, names))[:300])}" for p, names in props.items()
+            )
+            + "</p>"
+        )
     return out
 
 
@@ -103,31 +147,65 @@ def _attacks(figures: Mapping[str, Any], details: Mapping[str, Any]) -> str:
         d = details.get(key, {}) if isinstance(details.get(key), Mapping) else {}
         rates = ""
         if "risk_attack_rate" in d:
-            rates = (f"attack {_n(d.get('risk_attack_rate'))}, control "
-                     f"{_n(d.get('risk_control_rate'))}")
-        rows.append([_e(title), _n(figures.get(value)),
-                     f"{_n(figures.get(low))} &ndash; {_n(figures.get(high))}", rates])
-    out = "<h2>Privacy attacks</h2>" + _table(["attack", "estimate", "95% interval",
-                                                "success rates"], rows)
-    per_column = details.get("inference", {}).get("per_column") if isinstance(
-        details.get("inference"), Mapping) else None
+            rates = (
+                f"attack {_n(d.get('risk_attack_rate'))}, control {_n(d.get('risk_control_rate'))}"
+            )
+        rows.append(
+            [
+                _e(title),
+                _n(figures.get(value)),
+                f"{_n(figures.get(low))} &ndash; {_n(figures.get(high))}",
+                rates,
+            ]
+        )
+    out = "<h2>Privacy attacks</h2>" + _table(
+        ["attack", "estimate", "95% interval", "success rates"], rows
+    )
+    per_column = (
+        details.get("inference", {}).get("per_column")
+        if isinstance(details.get("inference"), Mapping)
+        else None
+    )
     if isinstance(per_column, Mapping):
-        rows = [[_e(c), _n(r.get("value")), f"{_n(r.get('low'))} &ndash; {_n(r.get('high'))}",
-                 _n(r.get("attack_rate")), _n(r.get("control_rate"))]
-                for c, r in per_column.items() if isinstance(r, Mapping)]
-        out += ("<h3>Attribute inference per secret column</h3>"
-                + _table(["secret", "risk", "95% interval", "attack", "control"], rows))
+        rows = [
+            [
+                _e(c),
+                _n(r.get("value")),
+                f"{_n(r.get('low'))} &ndash; {_n(r.get('high'))}",
+                _n(r.get("attack_rate")),
+                _n(r.get("control_rate")),
+            ]
+            for c, r in per_column.items()
+            if isinstance(r, Mapping)
+        ]
+        out += "<h3>Attribute inference per secret column</h3>" + _table(
+            ["secret", "risk", "95% interval", "attack", "control"], rows
+        )
     return out
 
 
 def _distances(figures: Mapping[str, Any], details: Mapping[str, Any]) -> str:
-    rows = [[_e(k), _n(figures.get(k))] for k in (
-        "dcr_train_share", "nndr_train_share", "near_copy_share", "near_copy_holdout_share",
-        "near_copy_excess", "exact_copy_share", "exact_copy_holdout_share", "exact_copy_excess")]
+    rows = [
+        [_e(k), _n(figures.get(k))]
+        for k in (
+            "dcr_train_share",
+            "nndr_train_share",
+            "near_copy_share",
+            "near_copy_holdout_share",
+            "near_copy_excess",
+            "exact_copy_share",
+            "exact_copy_holdout_share",
+            "exact_copy_excess",
+        )
+    ]
     d = details.get("distance")
     if isinstance(d, Mapping):
-        for key in ("dcr_train_quantiles", "dcr_holdout_quantiles", "nndr_train_quantiles",
-                    "nndr_holdout_quantiles"):
+        for key in (
+            "dcr_train_quantiles",
+            "dcr_holdout_quantiles",
+            "nndr_train_quantiles",
+            "nndr_holdout_quantiles",
+        ):
             q = d.get(key, {})
             rows.append([_e(key), " / ".join(_n(q.get(p)) for p in ("p05", "p50", "p95"))])
     return "<h2>Distances and copies</h2>" + _table(["figure", "value"], rows)
@@ -139,14 +217,15 @@ def _plots(details: Mapping[str, Any]) -> str:
         return ""
     out = ["<h2>Distributions (holdout vs synthetic, public bins)</h2>"]
     for name, d in plots.get("distributions", {}).items():
-        chart = svg.bars(title=str(name), labels=d["labels"], real=d["real"],
-                         synthetic=d["synthetic"])
+        chart = svg.bars(
+            title=str(name), labels=d["labels"], real=d["real"], synthetic=d["synthetic"]
+        )
         out.append(f"<figure>{chart}</figure>")
     assoc = plots.get("association")
     if isinstance(assoc, Mapping):
         cols, real, synth = assoc["columns"], assoc["real"], assoc["synthetic"]
         diff = [[abs(a - b) for a, b in zip(r, s)] for r, s in zip(real, synth)]
-        out.append("<h2>Associations (Cramér's V)</h2><div class=\"row\">")
+        out.append('<h2>Associations (Cramér\'s V)</h2><div class="row">')
         for title, m in (("real (holdout)", real), ("synthetic", synth), ("|difference|", diff)):
             out.append(f"<figure>{svg.heatmap(title=title, columns=cols, matrix=m)}</figure>")
         out.append("</div>")
@@ -156,8 +235,10 @@ def _plots(details: Mapping[str, Any]) -> str:
 def _docs(data_docs: str | None) -> str:
     if not data_docs:
         return ""
-    return (f'<h2>Great Expectations Data Docs</h2><p><a href="{_e(data_docs)}">'
-            f"{_e(data_docs)}</a> (in this folder; unstyled when offline).</p>")
+    return (
+        f'<h2>Great Expectations Data Docs</h2><p><a href="{_e(data_docs)}">'
+        f"{_e(data_docs)}</a> (in this folder; unstyled when offline).</p>"
+    )
 
 
 def _settings(details: Mapping[str, Any]) -> str:

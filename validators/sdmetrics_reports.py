@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -26,14 +27,7 @@ from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn
 logger = logging.getLogger(__name__)
 private_logger = logging.getLogger("synthrelease.private.sdmetrics_reports")  # real-data results
 
-FIGURES = (
-    "quality_score",
-    "quality_column_shapes",
-    "quality_column_pair_trends",
-    "diagnostic_score",
-    "diagnostic_data_validity",
-    "diagnostic_data_structure",
-)
+# Its figures are declared (and gated) by validators/checks/sdmetrics.py.
 _PROPERTIES = {
     "quality": {
         "Column Shapes": "quality_column_shapes",
@@ -75,21 +69,26 @@ def sdmetrics_figures(
             for prop, key in _PROPERTIES[kind].items():
                 table = report.get_details(prop)
                 problems = _problems(table)
-                scores[key] = float("nan") if problems else float(report.get_properties().set_index(
-                    "Property").loc[prop, "Score"])
+                scores[key] = (
+                    float("nan")
+                    if problems
+                    else float(report.get_properties().set_index("Property").loc[prop, "Score"])
+                )
                 if problems:
                     broken[prop] = problems
                 details[key] = _rows(table)
             values = list(scores.values())
             figures.update(scores)
             figures[f"{kind}_score"] = (
-                float(sum(values) / len(values)) if all(math.isfinite(v) for v in values)
+                float(sum(values) / len(values))
+                if all(math.isfinite(v) for v in values)
                 else float("nan")
             )
             if broken:
                 details[f"{kind}_problems"] = broken
-                private_logger.warning("sdmetrics %s report: %d properties had failing "
-                                       "metrics", kind, len(broken))
+                private_logger.warning(
+                    "sdmetrics %s report: %d properties had failing metrics", kind, len(broken)
+                )
     return figures, details
 
 
@@ -110,8 +109,9 @@ def _problems(table: pd.DataFrame) -> list[str]:
         bad |= table["Error"].notna()
     names = []
     for _, row in table.loc[bad].iterrows():
-        cols = [str(row[c]) for c in ("Column", "Column 1", "Column 2")
-                if c in row and pd.notna(row[c])]
+        cols = [
+            str(row[c]) for c in ("Column", "Column 1", "Column 2") if c in row and pd.notna(row[c])
+        ]
         names.append(f"{row.get('Metric', 'metric')}: {', '.join(cols)}")
     return names
 

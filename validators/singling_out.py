@@ -53,7 +53,9 @@ def singling_out_risk(
     hits_train = int((_counts(train, *found) == 1).sum()) if found[0].size else 0
     hits_control = int((_counts(control, *found) == 1).sum()) if found[0].size else 0
     risk = residual_risk(
-        attacks=queries, successes=hits_train, control_attacks=queries,
+        attacks=queries,
+        successes=hits_train,
+        control_attacks=queries,
         control_successes=hits_control,
     )
     figures = {

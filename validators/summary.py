@@ -10,16 +10,29 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from synthrelease.validators.gate import DESCRIPTIONS
 
-_REASONS = frozenset({
-    "at or below the threshold", "above the threshold", "at or above the threshold",
-    "below the threshold", "figure is missing", "figure is None", "figure is not a number",
-    "figure is NaN", "figure is infinite", "no figures were given", "all expectations passed",
-    "expectations were not run", "not an expectations result", "unknown kind of threshold",
-})
+_REASONS = frozenset(
+    {
+        "at or below the threshold",
+        "above the threshold",
+        "at or above the threshold",
+        "below the threshold",
+        "figure is missing",
+        "figure is None",
+        "figure is not a number",
+        "figure is NaN",
+        "figure is infinite",
+        "no figures were given",
+        "all expectations passed",
+        "expectations were not run",
+        "not an expectations result",
+        "unknown kind of threshold",
+    }
+)
 
 
 def verdict_markdown(public_verdict: Mapping[str, Any]) -> str:
@@ -46,8 +59,10 @@ def verdict_markdown(public_verdict: Mapping[str, Any]) -> str:
             f"{_reason(check.get('reason'))} |"
         )
     lines += ["", "| check | what it measures |", "|---|---|"]
-    lines += [f"| {_cell(c.get('name'))} | {_cell(DESCRIPTIONS.get(str(c.get('name')), ''))} |"
-              for c in checks]
+    lines += [
+        f"| {_cell(c.get('name'))} | {_cell(DESCRIPTIONS.get(str(c.get('name')), ''))} |"
+        for c in checks
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -7,7 +7,7 @@ association matrix. Every label is escaped; numbers are formatted, never raw inp
 from __future__ import annotations
 
 import html
-from typing import Sequence
+from collections.abc import Sequence
 
 REAL = "#4c78a8"
 SYNTHETIC = "#f58518"
@@ -40,16 +40,14 @@ def bars(
     slot = plot_w / max(1, len(order))
     bar = max(1.0, slot * 0.4)
     parts = [
-        f'<svg role="img" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}">',
+        f'<svg role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}">',
         f"<title>{_e(title)}</title>",
         f'<text x="{left}" y="16" font-size="13" font-weight="600">{_e(title)}'
         + (f" ({hidden} smaller bins not shown)" if hidden else "")
         + "</text>",
         f'<line x1="{left}" y1="{top + plot_h}" x2="{width - 10}" y2="{top + plot_h}" '
         'stroke="#888"/>',
-        f'<text x="{left - 4}" y="{top + 4}" font-size="10" text-anchor="end">'
-        f"{peak:.0%}</text>",
+        f'<text x="{left - 4}" y="{top + 4}" font-size="10" text-anchor="end">{peak:.0%}</text>',
     ]
     for k, i in enumerate(order):
         x = left + k * slot + slot * 0.1
@@ -58,7 +56,7 @@ def bars(
             parts.append(
                 f'<rect x="{x + j * bar:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" '
                 f'height="{h:.1f}" fill="{colour}"><title>{_e(labels[i])}: '
-                f'{"real" if j == 0 else "synthetic"} {share:.3%}</title></rect>'
+                f"{'real' if j == 0 else 'synthetic'} {share:.3%}</title></rect>"
             )
         lx, ly = x + bar, top + plot_h + 8
         parts.append(

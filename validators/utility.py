@@ -8,9 +8,9 @@ never values.
 from __future__ import annotations
 
 import itertools
-import math
 import logging
-from typing import Iterable, Mapping, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
@@ -46,7 +47,7 @@ PRV_EPS_ERROR = 0.01
 
 # --------------------------------------------------------------------------- composition
 def _rdp_curves(history: History) -> list[list[float]]:
-    from opacus.accountants.analysis.rdp import compute_rdp
+    from opacus.accountants.analysis.rdp import compute_rdp  # opacus (torch): on first use
 
     return [
         list(compute_rdp(q=q, noise_multiplier=z, steps=int(t), orders=list(ALPHAS)))
@@ -56,7 +57,7 @@ def _rdp_curves(history: History) -> list[list[float]]:
 
 def rdp_epsilon(history: History, *, delta: float) -> tuple[float, float, list[float]]:
     """(epsilon, optimal order, each entry's RDP at that order) under the RDP accountant."""
-    from opacus.accountants.analysis.rdp import get_privacy_spent
+    from opacus.accountants.analysis.rdp import get_privacy_spent  # opacus: on first use
 
     if not history:
         return 0.0, float("nan"), []
@@ -65,8 +66,11 @@ def rdp_epsilon(history: History, *, delta: float) -> tuple[float, float, list[f
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "optimal order is the largest alpha": still valid
         eps, order = get_privacy_spent(orders=list(ALPHAS), rdp=total, delta=delta)
-    idx = ALPHAS.index(float(order)) if float(order) in ALPHAS else int(
-        min(range(len(ALPHAS)), key=lambda i: abs(ALPHAS[i] - float(order))))
+    idx = (
+        ALPHAS.index(float(order))
+        if float(order) in ALPHAS
+        else int(min(range(len(ALPHAS)), key=lambda i: abs(ALPHAS[i] - float(order))))
+    )
     return float(eps), float(order), [c[idx] for c in curves]
 
 
@@ -78,7 +82,7 @@ def epsilon_of(history: History, *, delta: float, accountant: str = "rdp") -> fl
         return 0.0
     if accountant == "rdp":
         return rdp_epsilon(history, delta=delta)[0]
-    from opacus.accountants import PRVAccountant
+    from opacus.accountants import PRVAccountant  # opacus (torch): on first use
 
     acc = PRVAccountant()
     acc.history = [(float(z), float(q), int(t)) for z, q, t in history]
@@ -88,8 +92,15 @@ def epsilon_of(history: History, *, delta: float, accountant: str = "rdp") -> fl
 
 
 def calibrate_noise(
-    *, prior: History, sample_rate: float, steps: int, epsilon: float, delta: float,
-    accountant: str = "rdp", max_noise: float = 20.0, tolerance: float = 1e-3,
+    *,
+    prior: History,
+    sample_rate: float,
+    steps: int,
+    epsilon: float,
+    delta: float,
+    accountant: str = "rdp",
+    max_noise: float = 20.0,
+    tolerance: float = 1e-3,
 ) -> float:
     """Smallest noise multiplier (to ``tolerance`` relative) such that ``prior`` plus
     ``steps`` DP-SGD steps at ``sample_rate`` stay within (epsilon, delta).
@@ -97,10 +108,12 @@ def calibrate_noise(
     Raises :class:`GeneratorError` when even ``max_noise`` would not do: the budget is
     unreachable for these settings, and the message says what to change.
     """
+
     def eps(z: float) -> float:
         try:
-            return epsilon_of(list(prior) + [(z, sample_rate, steps)], delta=delta,
-                              accountant=accountant)
+            return epsilon_of(
+                list(prior) + [(z, sample_rate, steps)], delta=delta, accountant=accountant
+            )
         except (MemoryError, ValueError, OverflowError):  # PRV far out of its range: too
             return math.inf  # little noise, certainly over budget (conservative)
 
@@ -113,8 +126,16 @@ def calibrate_noise(
         )
     lo, hi = 0.05, max_noise
     if accountant != "rdp":  # PRV is tighter than RDP: the RDP answer brackets it from above
-        hi = calibrate_noise(prior=prior, sample_rate=sample_rate, steps=steps, epsilon=epsilon,
-                             delta=delta, accountant="rdp", max_noise=max_noise, tolerance=tolerance)
+        hi = calibrate_noise(
+            prior=prior,
+            sample_rate=sample_rate,
+            steps=steps,
+            epsilon=epsilon,
+            delta=delta,
+            accountant="rdp",
+            max_noise=max_noise,
+            tolerance=tolerance,
+        )
         lo = max(lo, 0.7 * hi)
     if eps(lo) <= epsilon:
         return lo
@@ -139,8 +160,13 @@ class BudgetPlan:
 
 
 def plan_budget(
-    *, epsilon: float, delta: float, count_share: float, domain_share: float,
-    numeric_undeclared: int, categorical_undeclared: int,
+    *,
+    epsilon: float,
+    delta: float,
+    count_share: float,
+    domain_share: float,
+    numeric_undeclared: int,
+    categorical_undeclared: int,
 ) -> BudgetPlan:
     """The split of a fit's budget (see the module docstring)."""
     undeclared = numeric_undeclared + categorical_undeclared
@@ -157,7 +183,10 @@ def plan_budget(
     delta_acc = delta - delta_cat * categorical_undeclared
     rho_ref = cdp_rho(epsilon=epsilon, delta=delta_acc)
     return BudgetPlan(
-        epsilon=epsilon, delta=delta, delta_accountant=delta_acc, rho_ref=rho_ref,
+        epsilon=epsilon,
+        delta=delta,
+        delta_accountant=delta_acc,
+        rho_ref=rho_ref,
         rho_count=count_share * rho_ref,
         rho_per_domain=(share * rho_ref / undeclared) if undeclared else 0.0,
         delta_per_category=delta_cat,
@@ -185,9 +214,14 @@ class Mechanism:
         return (self.noise_multiplier, self.sample_rate, self.steps)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"step": self.step, "mechanism": self.mechanism,
-                "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
-                "steps": self.steps, "delta": self.delta}
+        return {
+            "step": self.step,
+            "mechanism": self.mechanism,
+            "noise_multiplier": self.noise_multiplier,
+            "sample_rate": self.sample_rate,
+            "steps": self.steps,
+            "delta": self.delta,
+        }
 
 
 @dataclass(frozen=True)
@@ -207,20 +241,35 @@ class DPSGDReport(PrivacyReport):
 
     @classmethod
     def build(
-        cls, mechanisms: Iterable[Mechanism], *, delta: float, accountant: str,
+        cls,
+        mechanisms: Iterable[Mechanism],
+        *,
+        delta: float,
+        accountant: str,
         training: Mapping[str, Any],
-    ) -> "DPSGDReport":
+    ) -> DPSGDReport:
         mechanisms = tuple(mechanisms)
         extra_delta = math.fsum(m.delta for m in mechanisms)
         delta_acc = delta - extra_delta
         history = [m.entry() for m in mechanisms]
         eps_rdp, order, parts = rdp_epsilon(history, delta=delta_acc)
-        eps = eps_rdp if accountant == "rdp" else epsilon_of(history, delta=delta_acc, accountant=accountant)
+        eps = (
+            eps_rdp
+            if accountant == "rdp"
+            else epsilon_of(history, delta=delta_acc, accountant=accountant)
+        )
         lines = tuple(BudgetLine(m.step, r / order, m.mechanism) for m, r in zip(mechanisms, parts))
         info = dict(training, delta_accountant=delta_acc, epsilon_rdp=eps_rdp)
-        return cls(epsilon=eps, delta=delta, rho=math.fsum(l.rho for l in lines), lines=lines,
-                   accountant=ACCOUNTANT_NAMES[accountant], order=order,
-                   composition=mechanisms, training=info)
+        return cls(
+            epsilon=eps,
+            delta=delta,
+            rho=math.fsum(line.rho for line in lines),
+            lines=lines,
+            accountant=ACCOUNTANT_NAMES[accountant],
+            order=order,
+            composition=mechanisms,
+            training=info,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()
@@ -230,11 +279,15 @@ class DPSGDReport(PrivacyReport):
         return out
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "DPSGDReport":
+    def from_dict(cls, raw: Mapping[str, Any]) -> DPSGDReport:
         base = PrivacyReport.from_dict(raw)
         return cls(
-            epsilon=base.epsilon, delta=base.delta, rho=base.rho, lines=base.lines,
-            accountant=base.accountant, order=float(raw.get("rdp_order", float("nan"))),
+            epsilon=base.epsilon,
+            delta=base.delta,
+            rho=base.rho,
+            lines=base.lines,
+            accountant=base.accountant,
+            order=float(raw.get("rdp_order", float("nan"))),
             composition=tuple(Mechanism(**m) for m in raw.get("composition", [])),
             training=dict(raw.get("training", {})),
         )

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,8 +32,11 @@ def module_arrays(state: Mapping[str, torch.Tensor], prefix: str) -> dict[str, n
 
 
 def module_state(arrays: Mapping[str, np.ndarray], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: torch.from_numpy(np.array(v)) for k, v in arrays.items()
-            if k.startswith(prefix)}
+    return {
+        k[len(prefix) :]: torch.from_numpy(np.array(v))
+        for k, v in arrays.items()
+        if k.startswith(prefix)
+    }
 
 
 def optimizer_arrays(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -44,8 +48,9 @@ def optimizer_arrays(state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str
     return {"param_groups": state["param_groups"]}, arrays
 
 
-def optimizer_state(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
-                    device: torch.device) -> dict[str, Any]:
+def optimizer_state(
+    meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray], device: torch.device
+) -> dict[str, Any]:
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, value in arrays.items():
         if not name.startswith("opt."):
@@ -54,6 +59,39 @@ def optimizer_state(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray],
         tensor = torch.from_numpy(np.array(value))
         state.setdefault(int(idx), {})[key] = tensor if key == "step" else tensor.to(device)
     return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_training(
+    path: Path,
+    meta: Mapping[str, Any],
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    averaged: Sequence[torch.Tensor],
+) -> None:
+    """A checkpoint of a fit in progress: ``meta`` plus the model's, the optimizer's and
+    the averaged iterates' state (read back by :func:`training_state`)."""
+    groups, opt_arrays = optimizer_arrays(optimizer.state_dict())
+    save_checkpoint(
+        path,
+        {**meta, "optimizer": groups},
+        {
+            **module_arrays(model.state_dict(), "model."),
+            **opt_arrays,
+            **{f"avg.{i}": a.cpu().numpy() for i, a in enumerate(averaged)},
+        },
+    )
+
+
+def training_state(
+    meta: Mapping[str, Any],
+    arrays: Mapping[str, np.ndarray],
+    model: torch.nn.Module,
+    device: torch.device,
+) -> tuple[dict[str, Any], list[torch.Tensor]]:
+    """(optimizer state, averaged iterates) stored by :func:`save_training`; the model's
+    own state is read with ``module_state(arrays, "model.")``."""
+    averaged = [torch.from_numpy(arrays[f"avg.{i}"]) for i in range(len(list(model.parameters())))]
+    return optimizer_state(meta["optimizer"], arrays, device), averaged
 
 
 def save_checkpoint(path: Path, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
@@ -76,7 +114,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]] 
             arrays = {k: npz[k] for k in npz.files}
         meta = json.loads(arrays.pop(META_KEY).tobytes().decode())
     except (OSError, ValueError, KeyError) as exc:
-        raise GeneratorError(f"cannot read the checkpoint in {path}: {type(exc).__name__}") from None
+        raise GeneratorError(
+            f"cannot read the checkpoint in {path}: {type(exc).__name__}"
+        ) from None
     if meta.get("format") != FORMAT:
         raise GeneratorError(f"{path}: unsupported checkpoint format")
     return meta, arrays

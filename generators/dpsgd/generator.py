@@ -1,10 +1,10 @@
 """``dpsgd``: a deep autoregressive tabular generator trained with DP-SGD (opacus).
 
-Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``dpsgd_accounting.plan_budget``):
+Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``accounting.plan_budget``):
 
 1. DP row count (Gaussian, ``count_share`` of the budget, rounded to an integer before
    anything uses it): the Poisson sample rate is ``q = batch_size / count`` rounded DOWN
-   to a multiple of 2^-40 (``dpsgd_train.public_sample_rate``), and that same q is both
+   to a multiple of 2^-40 (``randomness.public_sample_rate``), and that same q is both
    what the sampler compares float64 uniforms with and what the accountant composes; the
    exact count is never used.
 2. Undeclared domains (opt-in, ``privacy.domain_share``): DP bounds / DP category
@@ -13,19 +13,20 @@ Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``dpsgd_accounting.plan_bud
 4. Calibrate the noise multiplier so that the composition of 1-3 and ``steps = epochs *
    round(1/q)`` Poisson-sampled DP-SGD steps is exactly within (epsilon, delta) under the
    chosen accountant (RDP default, PRV optional); an unreachable target is an error.
-5. Train a MADE network (``dpsgd_model``) for exactly those steps (``dpsgd_train``), on
+5. Train a MADE network (``model``) for exactly those steps (``train``), on
    CPU or a GPU where the encoded table stays on the device.
 
 **Sensitive rows**: :func:`_encode_rows` (here) and the measurements in ``dp_domain``
 read them. Noise source: the DP count and domains draw from the NoiseSource; Poisson
 sampling and the DP-SGD Gaussian noise draw from torch generators that, with a secure
 NoiseSource, are re-keyed from ``os.urandom`` before every step (>= 128 fresh bits per
-stream per step, ``dpsgd_train.StepRandomness``) and, with a seeded one, are seeded once
+stream per step, ``randomness.StepRandomness``) and, with a seeded one, are seeded once
 from it. The training loss (``log_loss``), throughput and the step of a NaN abort are not
 DP: they go only to the ``synthrelease.private.dpsgd`` logger.
 Checkpoints (``fit(..., checkpoint=dir)``) hold the plan and the model: resuming in the
 same run continues the same steps and the same accountant state and measures nothing
-again, so the run's single ledger reservation covers it (see ``dpsgd_checkpoint``).
+again, so the run's single ledger reservation covers it (see ``checkpoint``). Training
+without DP (benchmarks, attack tests) lives apart, in ``nonprivate``.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -43,15 +45,30 @@ from pydantic import Field
 
 from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators import dp_domain
-from synthrelease.generators.dpsgd import checkpoint as ckpt
-from synthrelease.generators.base import _COLUMN, META_FILE, DPGenerator, GeneratorParams
+from synthrelease.generators.base import (
+    META_FILE,
+    DPGenerator,
+    GeneratorParams,
+    columns_from_json,
+    columns_to_json,
+)
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
+from synthrelease.generators.dpsgd import checkpoint as ckpt
 from synthrelease.generators.dpsgd.accounting import (
-    DPSGDReport, Mechanism, calibrate_noise, epsilon_of, plan_budget,
+    DPSGDReport,
+    Mechanism,
+    calibrate_noise,
+    epsilon_of,
+    plan_budget,
 )
 from synthrelease.generators.dpsgd.model import MADE
+from synthrelease.generators.dpsgd.randomness import StepRandomness, public_sample_rate
 from synthrelease.generators.dpsgd.train import (
-    LoopConfig, Progress, StepRandomness, public_sample_rate, train_loop,
+    LoopConfig,
+    Progress,
+    select_device,
+    train_loop,
+    use_autocast,
 )
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
@@ -69,13 +86,20 @@ class DPSGDParams(GeneratorParams):
     hidden: tuple[Width, ...] = Field(default=(256, 256), min_length=1, max_length=8)
     bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
     device: Literal["cpu", "cuda", "auto"] = "auto"
-    amp: Literal["auto", "on", "off"] = Field(default="auto", description="bf16 autocast (auto: GPU)")
+    amp: Literal["auto", "on", "off"] = Field(
+        default="auto", description="bf16 autocast (auto: GPU)"
+    )
     accountant: Literal["rdp", "prv"] = "rdp"
     max_noise_multiplier: float = Field(default=20.0, gt=0, le=1000)
-    count_share: float = Field(default=0.01, gt=0, lt=0.5, description="budget share of the DP row count")
+    count_share: float = Field(
+        default=0.01, gt=0, lt=0.5, description="budget share of the DP row count"
+    )
     checkpoint_every: int = Field(default=0, ge=0, description="steps; 0: once per epoch")
-    log_loss: bool = Field(default=False, description="log the (non-DP) training loss to "
-                           "the private log (synthrelease.private.dpsgd)")
+    log_loss: bool = Field(
+        default=False,
+        description="log the (non-DP) training loss to "
+        "the private log (synthrelease.private.dpsgd)",
+    )
     ema: float = Field(default=0.0, ge=0, lt=1, description="return an average of the iterates")
 
 
@@ -95,8 +119,15 @@ class DPSGDGenerator(DPGenerator):
     Params = DPSGDParams
     estimates_domains: ClassVar[bool] = True
 
-    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
-                 params: Mapping[str, Any] | None = None, domain_share: float = 0.0) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, Any],
+        *,
+        epsilon: float,
+        delta: float,
+        params: Mapping[str, Any] | None = None,
+        domain_share: float = 0.0,
+    ) -> None:
         super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
         if not 0 <= float(domain_share) < 0.5:
             raise GeneratorError("dpsgd: domain_share must be in [0, 0.5)")
@@ -105,23 +136,27 @@ class DPSGDGenerator(DPGenerator):
             raise GeneratorError(
                 f"dpsgd: column(s) {', '.join(map(repr, open_))} declare no bounds/categories "
                 "and no budget share is set to estimate them; declare them or set "
-                "privacy.domain_share")
+                "privacy.domain_share"
+            )
         self.domain_share = float(domain_share)
-        self.discretiser = None if open_ else Discretiser(self.columns, default_bins=self.params.bins)
+        self.discretiser = (
+            None if open_ else Discretiser(self.columns, default_bins=self.params.bins)
+        )
         self.model: MADE | None = None
         self.private = True
 
     # ------------------------------------------------------------------ helpers
-    def _device(self) -> torch.device:
-        want = self.params.device
-        if want == "cuda" and not torch.cuda.is_available():
-            raise GeneratorError("dpsgd: device 'cuda' requested but no CUDA GPU is available")
-        return torch.device("cuda" if want != "cpu" and torch.cuda.is_available() else "cpu")
-
     def _fingerprint(self) -> str:
-        p = self.params.model_dump(mode="json", exclude={"device", "amp", "log_loss", "checkpoint_every"})
-        doc = {"columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in self.columns.items()},
-               "epsilon": self.epsilon, "delta": self.delta, "params": p, "share": self.domain_share}
+        p = self.params.model_dump(
+            mode="json", exclude={"device", "amp", "log_loss", "checkpoint_every"}
+        )
+        doc = {
+            "columns": columns_to_json(self.columns),
+            "epsilon": self.epsilon,
+            "delta": self.delta,
+            "params": p,
+            "share": self.domain_share,
+        }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
     def _plan(self, table: SensitiveTable, noise: NoiseSource) -> dict[str, Any]:
@@ -129,36 +164,75 @@ class DPSGDGenerator(DPGenerator):
         p = self.params
         open_ = {n: c for n, c in self.columns.items() if dp_domain.undeclared(c)}
         n_cat = sum(1 for c in open_.values() if getattr(c, "type", "") == "categorical")
-        bp = plan_budget(epsilon=self.epsilon, delta=self.delta, count_share=p.count_share,
-                         domain_share=self.domain_share, numeric_undeclared=len(open_) - n_cat,
-                         categorical_undeclared=n_cat)
+        bp = plan_budget(
+            epsilon=self.epsilon,
+            delta=self.delta,
+            count_share=p.count_share,
+            domain_share=self.domain_share,
+            numeric_undeclared=len(open_) - n_cat,
+            categorical_undeclared=n_cat,
+        )
         rows = dp_domain.dp_row_count(table, rho=bp.rho_count, noise=noise)
-        mechs = [Mechanism("row count", "Gaussian (sensitivity 1)", (2 * bp.rho_count) ** -0.5, 1.0, 1)]
+        mechs = [
+            Mechanism("row count", "Gaussian (sensitivity 1)", (2 * bp.rho_count) ** -0.5, 1.0, 1)
+        ]
         columns = dict(self.columns)
         if open_:
             columns, spent = dp_domain.resolve_columns(
-                table, self.columns, rho_each=bp.rho_per_domain, delta_each=bp.delta_per_category,
-                noise=noise)
-            mechs += [Mechanism(step, "Gaussian partition selection" if d else "Gaussian histogram",
-                                (2 * rho) ** -0.5, 1.0, 1, delta=d) for step, rho, d in spent]
+                table,
+                self.columns,
+                rho_each=bp.rho_per_domain,
+                delta_each=bp.delta_per_category,
+                noise=noise,
+            )
+            mechs += [
+                Mechanism(
+                    step,
+                    "Gaussian partition selection" if d else "Gaussian histogram",
+                    (2 * rho) ** -0.5,
+                    1.0,
+                    1,
+                    delta=d,
+                )
+                for step, rho, d in spent
+            ]
         q = public_sample_rate(p.batch_size / rows)  # the q sampled AND accounted
         per_epoch = max(1, round(1.0 / q))
         steps = p.epochs * per_epoch
         delta_acc = self.delta - sum(m.delta for m in mechs)
-        sigma = calibrate_noise(prior=[m.entry() for m in mechs], sample_rate=q, steps=steps,
-                                epsilon=self.epsilon, delta=delta_acc, accountant=p.accountant,
-                                max_noise=p.max_noise_multiplier)
-        return {"columns": {n: _COLUMN.dump_python(c, mode="json") for n, c in columns.items()},
-                "estimated": sorted(open_), "rows": rows, "sample_rate": q, "per_epoch": per_epoch,
-                "steps": steps, "noise_multiplier": sigma, "delta_accountant": delta_acc,
-                "mechanisms": [m.to_dict() for m in mechs],
-                "init_seed": int(noise.post_processing_rng().integers(2**62))}
+        sigma = calibrate_noise(
+            prior=[m.entry() for m in mechs],
+            sample_rate=q,
+            steps=steps,
+            epsilon=self.epsilon,
+            delta=delta_acc,
+            accountant=p.accountant,
+            max_noise=p.max_noise_multiplier,
+        )
+        return {
+            "columns": columns_to_json(columns),
+            "estimated": sorted(open_),
+            "rows": rows,
+            "sample_rate": q,
+            "per_epoch": per_epoch,
+            "steps": steps,
+            "noise_multiplier": sigma,
+            "delta_accountant": delta_acc,
+            "mechanisms": [m.to_dict() for m in mechs],
+            "init_seed": int(noise.post_processing_rng().integers(2**62)),
+        }
 
     # ------------------------------------------------------------------ fit
-    def fit(self, table: SensitiveTable, *, noise: NoiseSource, checkpoint: Path | str | None = None,
-            progress: Callable[[Progress], None] | None = None) -> DPSGDReport:
+    def fit(
+        self,
+        table: SensitiveTable,
+        *,
+        noise: NoiseSource,
+        checkpoint: Path | str | None = None,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> DPSGDReport:
         self._check_fit_args(table, noise)
-        p, device = self.params, self._device()
+        p, device = self.params, select_device(self.params.device)
         ckdir = Path(checkpoint) if checkpoint is not None else None
         stored = ckpt.load_checkpoint(ckdir) if ckdir is not None else None
         if stored is not None:
@@ -166,84 +240,132 @@ class DPSGDGenerator(DPGenerator):
             if meta.get("fingerprint") != self._fingerprint():
                 raise GeneratorError(f"{ckdir}: the checkpoint belongs to another configuration")
             plan, start = meta["plan"], int(meta["step"])
-            logger.info("dpsgd: resuming at step %d of %d; nothing is measured again", start, plan["steps"])
+            logger.info(
+                "dpsgd: resuming at step %d of %d; nothing is measured again", start, plan["steps"]
+            )
         else:
             arrays, plan, start = {}, self._plan(table, noise), 0
-        columns = {n: _COLUMN.validate_python(c) for n, c in plan["columns"].items()}
+        columns = columns_from_json(plan["columns"])
         mechs = [Mechanism(**m) for m in plan["mechanisms"]]
         q, steps, sigma = plan["sample_rate"], plan["steps"], plan["noise_multiplier"]
         if q != public_sample_rate(q) or plan["rows"] != dp_domain.public_count(plan["rows"]):
-            raise GeneratorError(f"{ckdir}: the checkpoint predates the public rounding of "
-                                 "the DP row count and sample rate; start afresh")
+            raise GeneratorError(
+                f"{ckdir}: the checkpoint predates the public rounding of "
+                "the DP row count and sample rate; start afresh"
+            )
         expected = q * plan["rows"]
-        logger.info("dpsgd: %d steps at sample rate %.4g (expected batch %.0f), noise multiplier "
-                    "%.4g, clip %g, accountant %s, device %s", steps, q, expected, sigma,
-                    p.max_grad_norm, p.accountant, device.type)
+        logger.info(
+            "dpsgd: %d steps at sample rate %.4g (expected batch %.0f), noise multiplier "
+            "%.4g, clip %g, accountant %s, device %s",
+            steps,
+            q,
+            expected,
+            sigma,
+            p.max_grad_norm,
+            p.accountant,
+            device.type,
+        )
         disc = Discretiser(columns, default_bins=p.bins)
         clip = {n: columns[n] for n in plan["estimated"]}
         codes = torch.from_numpy(_encode_rows(table, disc, clip)).to(device)
-        model = MADE(list(disc.sizes.values()), hidden=p.hidden,
-                     generator=torch.Generator().manual_seed(plan["init_seed"]))
-        opt_state = None
+        model = MADE(
+            list(disc.sizes.values()),
+            hidden=p.hidden,
+            generator=torch.Generator().manual_seed(plan["init_seed"]),
+        )
+        opt_state = averaged = None
         if stored is not None:
             model.load_state_dict(ckpt.module_state(arrays, "model."))
         model = model.to(device)
         if stored is not None:
-            opt_state = ckpt.optimizer_state(meta["optimizer"], arrays, device)
+            opt_state, averaged = ckpt.training_state(meta, arrays, model, device)
         prior = [m.entry() for m in mechs]
 
         def epsilon_at(done: int) -> float:
-            return epsilon_of(prior + [(sigma, q, done)], delta=plan["delta_accountant"],
-                              accountant=p.accountant)
+            return epsilon_of(
+                prior + [(sigma, q, done)], delta=plan["delta_accountant"], accountant=p.accountant
+            )
 
         def report_progress(info: Progress) -> None:
-            logger.info("dpsgd: epoch %.0f/%d, step %d/%d, epsilon %.4g of %.4g",
-                        info.epoch, p.epochs, info.step, info.steps, info.epsilon or 0.0,
-                        self.epsilon)
+            logger.info(
+                "dpsgd: epoch %.0f/%d, step %d/%d, epsilon %.4g of %.4g",
+                info.epoch,
+                p.epochs,
+                info.step,
+                info.steps,
+                info.epsilon or 0.0,
+                self.epsilon,
+            )
             # not DP (the loss is a statistic of the rows, the speed depends on real batch
             # sizes): the private workspace log only
             loss = f", loss {info.loss:.4f} (not DP)" if info.loss is not None else ""
-            private_logger.info("dpsgd: step %d/%d, %.0f rows/s%s", info.step, info.steps,
-                                info.rows_per_s, loss)
+            private_logger.info(
+                "dpsgd: step %d/%d, %.0f rows/s%s", info.step, info.steps, info.rows_per_s, loss
+            )
             if progress is not None:
                 progress(info)
 
         def save(done: int, net: MADE, opt: torch.optim.Optimizer, avg: list) -> None:
-            groups, opt_arrays = ckpt.optimizer_arrays(opt.state_dict())
             assert ckdir is not None
-            ckpt.save_checkpoint(ckdir, {"fingerprint": self._fingerprint(), "plan": plan,
-                                         "step": done, "optimizer": groups},
-                                 {**ckpt.module_arrays(net.state_dict(), "model."), **opt_arrays,
-                                  **{f"avg.{i}": a.cpu().numpy() for i, a in enumerate(avg)}})
+            ckpt.save_training(
+                ckdir,
+                {"fingerprint": self._fingerprint(), "plan": plan, "step": done},
+                net,
+                opt,
+                avg,
+            )
 
-        cfg = LoopConfig(steps=steps, sample_rate=q, expected_batch=expected, noise_multiplier=sigma,
-                         max_grad_norm=p.max_grad_norm, lr=p.lr, amp=self._amp(device),
-                         steps_per_epoch=plan["per_epoch"],
-                         report_every=plan["per_epoch"] * max(1, round(p.epochs / 20)),
-                         checkpoint_every=(p.checkpoint_every or plan["per_epoch"]) if ckdir else 0,
-                         log_loss=p.log_loss, secure=noise.is_secure, ema=p.ema)
-        averaged = [torch.from_numpy(arrays[f"avg.{i}"]) for i in range(len(list(model.parameters())))
-                    ] if stored is not None else None
-        train_loop(model, codes, cfg, start_step=start, optimizer_state=opt_state,
-                   randomness=StepRandomness.from_noise(noise, device), epsilon_at=epsilon_at,
-                   on_checkpoint=save if ckdir else None, averaged=averaged,
-                   on_progress=report_progress)
+        cfg = LoopConfig(
+            steps=steps,
+            sample_rate=q,
+            expected_batch=expected,
+            noise_multiplier=sigma,
+            max_grad_norm=p.max_grad_norm,
+            lr=p.lr,
+            amp=use_autocast(p.amp, device),
+            steps_per_epoch=plan["per_epoch"],
+            report_every=plan["per_epoch"] * max(1, round(p.epochs / 20)),
+            checkpoint_every=(p.checkpoint_every or plan["per_epoch"]) if ckdir else 0,
+            log_loss=p.log_loss,
+            secure=noise.is_secure,
+            ema=p.ema,
+        )
+        train_loop(
+            model,
+            codes,
+            cfg,
+            start_step=start,
+            optimizer_state=opt_state,
+            randomness=StepRandomness.from_noise(noise, device),
+            epsilon_at=epsilon_at,
+            on_checkpoint=save if ckdir else None,
+            averaged=averaged,
+            on_progress=report_progress,
+        )
         del codes
-        training = {"sample_rate": q, "noise_multiplier": sigma, "steps": steps,
-                    "max_grad_norm": p.max_grad_norm, "expected_batch_size": expected,
-                    "dp_row_count": plan["rows"], "epochs": p.epochs, "sampling": "Poisson",
-                    "accountant": p.accountant, "neighbouring": "add/remove one row"}
-        report = DPSGDReport.build(mechs + [Mechanism("DP-SGD training", "Poisson-subsampled Gaussian",
-                                                      sigma, q, steps)],
-                                   delta=self.delta, accountant=p.accountant, training=training)
+        training = {
+            "sample_rate": q,
+            "noise_multiplier": sigma,
+            "steps": steps,
+            "max_grad_norm": p.max_grad_norm,
+            "expected_batch_size": expected,
+            "dp_row_count": plan["rows"],
+            "epochs": p.epochs,
+            "sampling": "Poisson",
+            "accountant": p.accountant,
+            "neighbouring": "add/remove one row",
+        }
+        report = DPSGDReport.build(
+            mechs + [Mechanism("DP-SGD training", "Poisson-subsampled Gaussian", sigma, q, steps)],
+            delta=self.delta,
+            accountant=p.accountant,
+            training=training,
+        )
         self.columns, self.discretiser, self.model = columns, disc, model.cpu()
         self.report = report
         if ckdir is not None and (ckdir / ckpt.ARRAYS).exists():
             (ckdir / ckpt.ARRAYS).unlink()  # a finished fit must not be resumed again
         return report
-
-    def _amp(self, device: torch.device) -> bool:
-        return self.params.amp == "on" or (self.params.amp == "auto" and device.type == "cuda")
 
     # ------------------------------------------------------------------ use
     def _ready(self) -> tuple[MADE, Discretiser]:
@@ -256,7 +378,7 @@ class DPSGDGenerator(DPGenerator):
         if not isinstance(rng, np.random.Generator):
             raise GeneratorError("sample takes rng=numpy.random.Generator")
         model, disc = self._ready()
-        device = self._device()
+        device = select_device(self.params.device)
         gen = torch.Generator(device).manual_seed(int(rng.integers(2**62)))
         codes = model.to(device).sample(num_rows, generator=gen).cpu().numpy()
         model.cpu()
@@ -293,36 +415,8 @@ class DPSGDGenerator(DPGenerator):
         self.model, self.discretiser = model.eval(), disc
 
     @classmethod
-    def load(cls, path: Path | str) -> "DPSGDGenerator":
+    def load(cls, path: Path | str) -> DPSGDGenerator:
         gen = super().load(path)
         doc = json.loads((Path(path) / META_FILE).read_text())
         gen.report = DPSGDReport.from_dict(doc["report"])
         return gen  # type: ignore[return-value]
-
-
-def fit_nonprivate(gen: DPSGDGenerator, frame: pd.DataFrame, *, seed: int,
-                   progress: Callable[[Progress], None] | None = None) -> DPSGDGenerator:
-    """Train the same model on ``frame`` WITHOUT DP: for benchmarks and attack tests only.
-
-    Same network, batches (Poisson, rate ``batch_size / rows``), steps and optimizer as
-    :meth:`DPSGDGenerator.fit`, minus clipping and noise. The result samples but refuses
-    :meth:`~DPSGDGenerator.save` and has no privacy report; no release can use it.
-    """
-    if gen.discretiser is None:
-        raise GeneratorError("fit_nonprivate needs every domain declared")
-    p, device = gen.params, gen._device()
-    disc = gen.discretiser
-    codes = torch.from_numpy(disc.encode(frame[disc.names]).to_numpy(np.int64)).to(device)
-    rows = codes.shape[0]
-    q = public_sample_rate(p.batch_size / rows)
-    per_epoch = max(1, round(1.0 / q))
-    model = MADE(list(disc.sizes.values()), hidden=p.hidden,
-                 generator=torch.Generator().manual_seed(seed)).to(device)
-    cfg = LoopConfig(steps=p.epochs * per_epoch, sample_rate=q, expected_batch=q * rows,
-                     noise_multiplier=None, max_grad_norm=p.max_grad_norm, lr=p.lr,
-                     amp=gen._amp(device), steps_per_epoch=per_epoch, ema=p.ema)
-    k = 2 * StepRandomness.per_stream(device)
-    train_loop(model, codes, cfg, on_progress=progress,
-               randomness=StepRandomness(device, seeds=range(seed + 1, seed + 1 + k)))
-    gen.model, gen.private, gen.report = model.cpu(), False, None
-    return gen

@@ -18,8 +18,7 @@ backward skips the (unclipped, unused) weight gradients.
 
 from __future__ import annotations
 
-import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -48,8 +47,9 @@ class _MaskedLinearFn(torch.autograd.Function):
 class MaskedLinear(nn.Module):
     """``y = x (W * M)^T + b`` with ``M[o, i] = in_degree[i] <= threshold[o]``."""
 
-    def __init__(self, in_degree: torch.Tensor, threshold: torch.Tensor, *,
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, in_degree: torch.Tensor, threshold: torch.Tensor, *, generator: torch.Generator
+    ) -> None:
         super().__init__()
         mask = (in_degree[None, :] <= threshold[:, None]).float()
         bound = mask.sum(1).clamp(min=1.0).rsqrt()[:, None]  # uniform(+-1/sqrt(fan-in))
@@ -67,16 +67,18 @@ class MaskedLinear(nn.Module):
 
 
 @register_grad_sampler(MaskedLinear)
-def masked_grad_sample(layer: MaskedLinear, activations: list[torch.Tensor],
-                       backprops: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+def masked_grad_sample(
+    layer: MaskedLinear, activations: list[torch.Tensor], backprops: torch.Tensor
+) -> dict[nn.Parameter, torch.Tensor]:
     """Materialised per-row gradients (opacus' plain hooks mode; tests compare norms)."""
     a, g = activations[0].float(), backprops.float()
     return {layer.weight: torch.einsum("ni,nj->nij", g, a) * layer.mask, layer.bias: g}
 
 
 @register_norm_sampler(MaskedLinear)
-def masked_norm_sample(layer: MaskedLinear, activations: list[torch.Tensor],
-                       backprops: torch.Tensor) -> dict[nn.Parameter, torch.Tensor]:
+def masked_norm_sample(
+    layer: MaskedLinear, activations: list[torch.Tensor], backprops: torch.Tensor
+) -> dict[nn.Parameter, torch.Tensor]:
     """Exact per-row gradient norms of a masked layer (2-D inputs).
 
     ||(g a^T) * M||^2 = sum_o g_o^2 sum_{i: deg_i <= thr_o} a_i^2: bucket a^2 by input
@@ -91,8 +93,7 @@ def masked_norm_sample(layer: MaskedLinear, activations: list[torch.Tensor],
     a2.index_add_(1, layer.in_degree, a * a)
     reach = a2.cumsum(1).gather(1, layer.threshold.expand(a.shape[0], -1))
     g2 = g * g
-    return {layer.weight: (g2 * reach).sum(1).clamp(min=0).sqrt(),
-            layer.bias: g2.sum(1).sqrt()}
+    return {layer.weight: (g2 * reach).sum(1).clamp(min=0).sqrt(), layer.bias: g2.sum(1).sqrt()}
 
 
 def book_keeping_grads(layers: Sequence[MaskedLinear], coef: torch.Tensor) -> None:
@@ -110,8 +111,9 @@ def book_keeping_grads(layers: Sequence[MaskedLinear], coef: torch.Tensor) -> No
 class MADE(nn.Module):
     """Autoregressive model over categorical columns of the given sizes (model order)."""
 
-    def __init__(self, sizes: Sequence[int], *, hidden: Sequence[int],
-                 generator: torch.Generator) -> None:
+    def __init__(
+        self, sizes: Sequence[int], *, hidden: Sequence[int], generator: torch.Generator
+    ) -> None:
         super().__init__()
         self.sizes = [int(s) for s in sizes]
         d = len(self.sizes)
@@ -168,13 +170,9 @@ class MADE(nn.Module):
             x = torch.zeros(m, sum(self.sizes), device=device)
             for j, k in enumerate(self.sizes):
                 lo = int(self.offsets[j])
-                logits = self(x)[:, lo:lo + k].float()
+                logits = self(x)[:, lo : lo + k].float()
                 u = torch.rand(m, k, generator=generator, device=device).clamp_(1e-12, 1.0)
                 code = torch.argmax(logits - torch.log(-torch.log(u)), dim=1)  # Gumbel-max
                 x[torch.arange(m, device=device), lo + code] = 1.0
-                out[start:start + m, j] = code
+                out[start : start + m, j] = code
         return out
-
-
-def parameter_count(model: nn.Module) -> int:
-    return int(sum(math.prod(p.shape) for p in model.parameters()))

@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -34,10 +35,10 @@ from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rh
 from synthrelease.generators.marginal.aim_mechanism import Plan, run_rounds
 from synthrelease.generators.marginal.aim_workload import WorkloadQuery, candidates, resolve
 from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
-from synthrelease.generators.marginal.estimation import Measurement, estimate
-from synthrelease.generators.marginal.graphical_model import GraphicalModel
+from synthrelease.generators.marginal.compress import compress_map
 from synthrelease.generators.marginal.data import ExactMarginals, encode_rows
-from synthrelease.generators.marginal.mst import _compress
+from synthrelease.generators.marginal.estimation import Measurement, estimate
+from synthrelease.generators.marginal.jtree_sampler import GraphicalModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 
@@ -46,28 +47,47 @@ private_logger = logging.getLogger("synthrelease.private.aim")  # private worksp
 
 
 class AIMParams(MarginalParams):
-    target: str | None = Field(default=None, description="column of interest: the default "
-                               "workload adds every 3-way marginal containing it")
+    target: str | None = Field(
+        default=None,
+        description="column of interest: the default "
+        "workload adds every 3-way marginal containing it",
+    )
     workload: tuple[WorkloadQuery, ...] | None = Field(
-        default=None, description="[{columns: [...], weight: w}, ...]; default: all 2-way "
-        "marginals plus the 3-way marginals containing the target")
-    max_model_size: float = Field(default=80.0, gt=0, le=4096,
-                                  description="junction-tree size cap in MB (float64)")
-    rounds: int | None = Field(default=None, ge=1, le=100_000,
-                               description="planned rounds T (default 16 x columns)")
-    measure_share: float = Field(default=0.9, gt=0, lt=1,
-                                 description="share of each round's budget spent measuring")
+        default=None,
+        description="[{columns: [...], weight: w}, ...]; default: all 2-way "
+        "marginals plus the 3-way marginals containing the target",
+    )
+    max_model_size: float = Field(
+        default=80.0, gt=0, le=4096, description="junction-tree size cap in MB (float64)"
+    )
+    rounds: int | None = Field(
+        default=None, ge=1, le=100_000, description="planned rounds T (default 16 x columns)"
+    )
+    measure_share: float = Field(
+        default=0.9, gt=0, lt=1, description="share of each round's budget spent measuring"
+    )
     iters: int = Field(default=100, ge=1, le=100_000, description="estimation steps per round")
     final_iters: int = Field(default=500, ge=1, le=100_000, description="final estimation steps")
-    tol: float | None = Field(default=None, gt=0, lt=1, description="stop an estimation early "
-                              "when 50 steps lower its loss by less than tol x the loss")
+    tol: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="stop an estimation early "
+        "when 50 steps lower its loss by less than tol x the loss",
+    )
     compress: bool = Field(default=True, description="merge 1-way cells below the threshold")
-    compress_threshold: float = Field(default=2.0, ge=0, le=10,
-                                      description="merge threshold, in noise sigmas")
-    max_rounds: int | None = Field(default=None, ge=1, le=100_000, description="round "
-                                   "max_rounds is the last (it spends what is left): bounds "
-                                   "the run time; a public count, never a clock, so that the "
-                                   "stopping rule depends on no data")
+    compress_threshold: float = Field(
+        default=2.0, ge=0, le=10, description="merge threshold, in noise sigmas"
+    )
+    max_rounds: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="round "
+        "max_rounds is the last (it spends what is left): bounds "
+        "the run time; a public count, never a clock, so that the "
+        "stopping rule depends on no data",
+    )
 
 
 class AIMGenerator(MarginalGenerator):
@@ -78,8 +98,15 @@ class AIMGenerator(MarginalGenerator):
     model_class = GraphicalModel
     uses_target = True
 
-    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
-                 params: Mapping[str, Any] | None = None, target: str | None = None) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, Any],
+        *,
+        epsilon: float,
+        delta: float,
+        params: Mapping[str, Any] | None = None,
+        target: str | None = None,
+    ) -> None:
         params = dict(params or {})
         if target is not None and params.get("target") is None:
             params["target"] = target
@@ -107,13 +134,15 @@ class AIMGenerator(MarginalGenerator):
                 f"aim: 'rounds' must be at least {need} for {d} columns at measure_share "
                 f"{p.measure_share:g} (the 1-way marginals alone cost measure_share x columns "
                 "/ rounds of the budget and must leave some for the rounds); raise 'rounds' or "
-                "leave it unset (16 x columns)")
+                "leave it unset (16 x columns)"
+            )
         cells = sum(self.discretiser.sizes.values())
         if cells > p.max_model_size * 2**17:
             raise GeneratorError(
                 f"aim: 'max_model_size' ({p.max_model_size:g} MB) cannot hold the declared "
                 f"1-way marginals ({cells} cells); raise 'max_model_size' to at least "
-                f"{cells / 2**17:.3g}")
+                f"{cells / 2**17:.3g}"
+            )
 
     # ------------------------------------------------------------------ fit
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
@@ -140,8 +169,12 @@ class AIMGenerator(MarginalGenerator):
         y1 = [data.counts((i,)) + noise.normal(sigma, s) for i, s in enumerate(sizes)]
         lines.append(BudgetLine("1-way marginals", plan.charge(d / (2 * sigma**2)), "Gaussian"))
         totals = [(float(y.sum()), sigma**2 * y.size) for y in y1]
-        maps = [_compress(y, p.compress_threshold * sigma) if p.compress
-                else np.arange(y.size, dtype=np.int64) for y in y1]
+        maps = [
+            compress_map(y, p.compress_threshold * sigma)
+            if p.compress
+            else np.arange(y.size, dtype=np.int64)
+            for y in y1
+        ]
         data = data.compressed(maps)
         first = []
         for i, (m, y) in enumerate(zip(maps, y1)):
@@ -155,11 +188,22 @@ class AIMGenerator(MarginalGenerator):
         every = candidates(self.workload)
         cands = {c: w for c, w in every.items() if math.prod(data.sizes[a] for a in c) <= max_cells}
         if len(cands) < len(every):  # public: sizes come from the DP-compressed domain
-            logger.warning("aim: %d of %d workload candidates exceed max_model_size and are "
-                           "never measured", len(every) - len(cands), len(every))
+            logger.warning(
+                "aim: %d of %d workload candidates exceed max_model_size and are never measured",
+                len(every) - len(cands),
+                len(every),
+            )
         outcome = run_rounds(
-            data, first, totals, plan=plan, cands=cands, max_cells=max_cells,
-            iters=p.iters, tol=p.tol, noise=noise, name=lambda c: " x ".join(names[a] for a in c),
+            data,
+            first,
+            totals,
+            plan=plan,
+            cands=cands,
+            max_cells=max_cells,
+            iters=p.iters,
+            tol=p.tol,
+            noise=noise,
+            name=lambda c: " x ".join(names[a] for a in c),
             max_rounds=p.max_rounds,
         )
         # profiling only, never logged (rows_s scales with the row count): reading and
@@ -168,27 +212,44 @@ class AIMGenerator(MarginalGenerator):
         data.release()  # nothing below reads rows or exact counts
         lines += outcome.lines
         clock = time.perf_counter()
-        fit = estimate(data.sizes, outcome.measurements, total=outcome.total,
-                       iters=p.final_iters, warm=outcome.fit, tol=p.tol)
+        fit = estimate(
+            data.sizes,
+            outcome.measurements,
+            total=outcome.total,
+            iters=p.final_iters,
+            warm=outcome.fit,
+            tol=p.tol,
+        )
         self.timings["final_s"] = time.perf_counter() - clock
         if fit.calibrator.tree.total_cells > max_cells:  # the candidate filter prevents it
             raise GeneratorError("aim: the model outgrew max_model_size (bug)")
         self.model = GraphicalModel.from_beliefs(
-            fit.beliefs, maps, [m.clique for m in outcome.measurements], fit.total)
-        report = PrivacyReport.from_lines(lines, delta=self.delta, settings={
-            "params": p.model_dump(mode="json"),
-            "workload": [{"columns": [names[a] for a in c], "weight": w}
-                         for c, w in self.workload.items()],
-            "planned_rounds": plan.rounds,
-            "rounds": sum(1 for line in outcome.lines if line.step.endswith("select")),
-            "compressed_sizes": dict(zip(names, map(int, data.sizes))),  # DP output
-            "candidates_over_max_model_size": len(every) - len(cands),
-            "model_cells": int(fit.calibrator.tree.total_cells),
-        })
+            fit.beliefs, maps, [m.clique for m in outcome.measurements], fit.total
+        )
+        report = PrivacyReport.from_lines(
+            lines,
+            delta=self.delta,
+            settings={
+                "params": p.model_dump(mode="json"),
+                "workload": [
+                    {"columns": [names[a] for a in c], "weight": w}
+                    for c, w in self.workload.items()
+                ],
+                "planned_rounds": plan.rounds,
+                "rounds": sum(1 for line in outcome.lines if line.step.endswith("select")),
+                "compressed_sizes": dict(zip(names, map(int, data.sizes))),  # DP output
+                "candidates_over_max_model_size": len(every) - len(cands),
+                "model_cells": int(fit.calibrator.tree.total_cells),
+            },
+        )
         self.report = report
         self.timings["total_s"] = time.perf_counter() - start
-        logger.info("aim: fitted, %d rounds, junction tree %d cells, epsilon %.4g",
-                    len(outcome.lines) // 2, fit.calibrator.tree.total_cells, report.epsilon)
+        logger.info(
+            "aim: fitted, %d rounds, junction tree %d cells, epsilon %.4g",
+            len(outcome.lines) // 2,
+            fit.calibrator.tree.total_cells,
+            report.epsilon,
+        )
         # the run time grows with the (exact) row count: not DP, private log only
         private_logger.info("aim: fitted in %.1f s", time.perf_counter() - start)
         return report

@@ -20,18 +20,18 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine
-from synthrelease.generators.marginal.aim_workload import affordable
 from synthrelease.generators.dp_domain import public_count
+from synthrelease.generators.marginal.aim_workload import affordable
+from synthrelease.generators.marginal.data import ExactMarginals
 from synthrelease.generators.marginal.estimation import Fit, Measurement, estimate
 from synthrelease.generators.marginal.jtree import Clique
-from synthrelease.generators.marginal.data import ExactMarginals
 from synthrelease.generators.noise import NoiseSource
 
 logger = logging.getLogger(__name__)
@@ -85,15 +85,23 @@ class Plan:
         self.eps *= 2
 
 
-def _measure(data: ExactMarginals, clique: Clique, *, sigma: float,
-             noise: NoiseSource) -> np.ndarray:
+def _measure(
+    data: ExactMarginals, clique: Clique, *, sigma: float, noise: NoiseSource
+) -> np.ndarray:
     """Gaussian mechanism: exact counts plus N(0, sigma^2) per cell."""
     x = data.counts(clique)
     return x + noise.normal(sigma, x.size)
 
 
-def _select(data: ExactMarginals, fit: Fit, cands: Mapping[Clique, float], *, sigma: float,
-            eps: float, noise: NoiseSource) -> Clique:
+def _select(
+    data: ExactMarginals,
+    fit: Fit,
+    cands: Mapping[Clique, float],
+    *,
+    sigma: float,
+    eps: float,
+    noise: NoiseSource,
+) -> Clique:
     """Exponential mechanism (Gumbel-max) over the worst-approximated candidates."""
     cliques = list(cands)
     weights = np.array([cands[c] for c in cliques])
@@ -115,10 +123,18 @@ class Outcome:
 
 
 def run_rounds(
-    data: ExactMarginals, first: Sequence[Measurement], totals: list[tuple[float, float]], *,
-    plan: Plan, cands: Mapping[Clique, float], max_cells: float, iters: int,
+    data: ExactMarginals,
+    first: Sequence[Measurement],
+    totals: list[tuple[float, float]],
+    *,
+    plan: Plan,
+    cands: Mapping[Clique, float],
+    max_cells: float,
+    iters: int,
     tol: float | None = None,
-    noise: NoiseSource, name: Callable[[Clique], str], max_rounds: int | None = None,
+    noise: NoiseSource,
+    name: Callable[[Clique], str],
+    max_rounds: int | None = None,
 ) -> Outcome:
     """AIM's adaptive rounds after the 1-way measurements ``first`` (already charged to
     ``plan``). ``totals`` holds (noisy sum, variance) pairs for the row-count estimate."""
@@ -152,8 +168,9 @@ def run_rounds(
         fit = estimate(sizes, measurements, total=total(), iters=iters, warm=fit, tol=tol)
         seconds["estimate_s"] += time.perf_counter() - clock
         moved = float(np.abs(fit.project(clique).ravel() - before).sum())
-        lines.append(BudgetLine(f"round {t}: select", eps**2 / 8,
-                                "exponential mechanism (Gumbel-max)"))
+        lines.append(
+            BudgetLine(f"round {t}: select", eps**2 / 8, "exponential mechanism (Gumbel-max)")
+        )
         lines.append(BudgetLine(f"round {t}: measure {name(clique)}", 0.5 / sigma**2, "Gaussian"))
         logger.debug("aim: round %d measured %s (sigma %.3g)", t, name(clique), sigma)
         if not last and moved <= _BIAS * sigma * y.size:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,8 +28,9 @@ class WorkloadQuery(BaseModel):
     weight: float = Field(default=1.0, gt=0, le=1e6, allow_inf_nan=False)
 
 
-def resolve(names: Sequence[str], *, workload: Sequence[WorkloadQuery] | None,
-            target: str | None) -> dict[Clique, float]:
+def resolve(
+    names: Sequence[str], *, workload: Sequence[WorkloadQuery] | None, target: str | None
+) -> dict[Clique, float]:
     """The workload as {sorted column-index tuple: weight} (repeats add their weights)."""
     index = {n: i for i, n in enumerate(names)}
     if target is not None and target not in index:
@@ -49,7 +50,8 @@ def resolve(names: Sequence[str], *, workload: Sequence[WorkloadQuery] | None,
             unknown = [c for c in q.columns if c not in index]
             if unknown:
                 raise GeneratorError(
-                    f"aim: workload names unknown column(s) {', '.join(map(repr, unknown))}")
+                    f"aim: workload names unknown column(s) {', '.join(map(repr, unknown))}"
+                )
             if len(set(q.columns)) != len(q.columns):
                 raise GeneratorError("aim: a workload marginal repeats a column")
             queries.append((tuple(sorted(index[c] for c in q.columns)), float(q.weight)))
@@ -72,8 +74,13 @@ def candidates(workload: Mapping[Clique, float]) -> dict[Clique, float]:
     }
 
 
-def affordable(cands: Mapping[Clique, float], sizes: Sequence[int], model: Sequence[Clique],
-               *, limit_cells: float) -> dict[Clique, float]:
+def affordable(
+    cands: Mapping[Clique, float],
+    sizes: Sequence[int],
+    model: Sequence[Clique],
+    *,
+    limit_cells: float,
+) -> dict[Clique, float]:
     """Candidates whose addition keeps the junction tree within ``limit_cells`` cells,
     plus those inside a measured clique (free: the model does not change)."""
     free = [set(c) for c in model]
@@ -82,8 +89,9 @@ def affordable(cands: Mapping[Clique, float], sizes: Sequence[int], model: Seque
         if any(set(r) <= c for c in free):
             out[r] = w
         elif math.prod(sizes[a] for a in r) <= limit_cells:
-            cells = sum(math.prod(sizes[a] for a in c)
-                        for c in elimination_cliques(sizes, [*model, r]))
+            cells = sum(
+                math.prod(sizes[a] for a in c) for c in elimination_cliques(sizes, [*model, r])
+            )
             if cells <= limit_cells:
                 out[r] = w
     return out

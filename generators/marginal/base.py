@@ -3,12 +3,13 @@ DP quantile bin edges (a budget line of their own, :mod:`.dp_edges`), and a fitt
 discrete model sampled with the caller's rng and decoded.
 
 Reads no rows itself: the quantile histograms come from the trusted encoder
-(``marginal_data.encode_rows``) and reach :func:`dp_edges.noisy_edges` only to be noised.
+(``marginal.data.encode_rows``) and reach :func:`dp_edges.noisy_edges` only to be noised.
 """
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,10 +30,12 @@ class MarginalParams(GeneratorParams):
     """Domain parameters shared by MST and AIM."""
 
     bins: int = Field(default=DEFAULT_BINS, ge=2, le=1024, description="bins per numeric column")
-    quantile_edges: tuple[str, ...] = Field(default=(), description="numeric columns whose "
-                                            "bin edges are DP quantiles (charged)")
-    quantile_share: float = Field(default=0.05, gt=0, lt=0.5,
-                                  description="share of the budget for the quantile edges")
+    quantile_edges: tuple[str, ...] = Field(
+        default=(), description="numeric columns whose bin edges are DP quantiles (charged)"
+    )
+    quantile_share: float = Field(
+        default=0.05, gt=0, lt=0.5, description="share of the budget for the quantile edges"
+    )
 
 
 class MarginalGenerator(DPGenerator):
@@ -54,8 +57,12 @@ class MarginalGenerator(DPGenerator):
     @property
     def resolved_columns(self) -> dict[str, Any]:
         """The declared columns with the DP-learned edges filled in (public after fit)."""
-        return {n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
-                if n in self.learned_edges else c for n, c in self.columns.items()}
+        return {
+            n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
+            if n in self.learned_edges
+            else c
+            for n, c in self.columns.items()
+        }
 
     def _learn_edges(self, table: SensitiveTable, *, rho: float, noise: NoiseSource) -> BudgetLine:
         """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
@@ -68,8 +75,9 @@ class MarginalGenerator(DPGenerator):
             spec = self.columns[name]
             bounds = dp_edges.grid_boundaries(name, spec)
             counts = np.bincount(codes[i], minlength=bounds.size + 1)[: bounds.size].astype(float)
-            edges = dp_edges.noisy_edges(counts, bounds, spec, bins=spec.bins or self.params.bins,
-                                         sigma=sigma, noise=noise)
+            edges = dp_edges.noisy_edges(
+                counts, bounds, spec, bins=spec.bins or self.params.bins, sigma=sigma, noise=noise
+            )
             if edges:  # none: the noisy mass sits in one grid cell; keep uniform bins
                 learned[name] = edges
         del codes
@@ -82,8 +90,10 @@ class MarginalGenerator(DPGenerator):
 
     def _restore_edges(self, meta: Mapping[str, Any]) -> None:
         try:
-            learned = {str(n): tuple(float(x) for x in e)
-                       for n, e in dict(meta.get("learned_edges", {})).items()}
+            learned = {
+                str(n): tuple(float(x) for x in e)
+                for n, e in dict(meta.get("learned_edges", {})).items()
+            }
             if not set(learned) <= set(self.params.quantile_edges):
                 raise ValueError
             self.learned_edges = learned

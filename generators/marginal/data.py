@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -45,8 +45,9 @@ def encode_rows(table: SensitiveTable, disc: Discretiser) -> np.ndarray:
 class ExactMarginals:
     """Exact (sensitive) counts of any marginal of integer-coded rows."""
 
-    def __init__(self, codes: np.ndarray, sizes: Sequence[int], *,
-                 cache_cells: int = DEFAULT_CACHE_CELLS) -> None:
+    def __init__(
+        self, codes: np.ndarray, sizes: Sequence[int], *, cache_cells: int = DEFAULT_CACHE_CELLS
+    ) -> None:
         self._codes = codes
         self.sizes = tuple(int(s) for s in sizes)
         if codes.shape[0] != len(self.sizes):
@@ -56,13 +57,14 @@ class ExactMarginals:
         self._budget = int(cache_cells)
         self.seconds = 0.0  # time spent counting rows (benchmarks: the part linear in rows)
 
-    def compressed(self, maps: Sequence[np.ndarray]) -> "ExactMarginals":
+    def compressed(self, maps: Sequence[np.ndarray]) -> ExactMarginals:
         """The same rows on a compressed domain (``maps[i][code] -> new code``); the
         original codes are released from this object."""
         start = time.perf_counter()
         sizes = [int(m.max()) + 1 for m in maps]
-        codes = np.stack([np.asarray(m)[c].astype(_dtype(s))
-                          for m, c, s in zip(maps, self._codes, sizes)])
+        codes = np.stack(
+            [np.asarray(m)[c].astype(_dtype(s)) for m, c, s in zip(maps, self._codes, sizes)]
+        )
         self._codes = np.empty((0, 0), dtype=np.uint8)
         self._cache.clear()
         out = ExactMarginals(codes, sizes, cache_cells=self._budget)

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.marginal.graphical import Beliefs, Calibrator, _shape
+from synthrelease.generators.marginal.beliefs import Beliefs
+from synthrelease.generators.marginal.graphical import Calibrator
 from synthrelease.generators.marginal.jtree import Clique, maximal_subset
+from synthrelease.generators.marginal.tables import broadcast_shape
 
 logger = logging.getLogger(__name__)
 _BLOCK = 50  # steps between convergence checks
@@ -42,7 +44,9 @@ class Measurement:
     weights: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if tuple(sorted(self.clique)) != tuple(self.clique) or len(set(self.clique)) != len(self.clique):
+        if tuple(sorted(self.clique)) != tuple(self.clique) or len(set(self.clique)) != len(
+            self.clique
+        ):
             raise GeneratorError("a measurement's clique must be sorted, without repeats")
         if not (self.sigma > 0 and math.isfinite(self.sigma)):
             raise GeneratorError("a measurement's sigma must be positive and finite")
@@ -75,8 +79,9 @@ def model_cliques(d: int, cliques: Sequence[Clique]) -> list[Clique]:
 class _Loss:
     """The quadratic loss, its gradient per potential clique, and its Lipschitz bound."""
 
-    def __init__(self, sizes: Sequence[int], cliques: Sequence[Clique],
-                 measurements: Sequence[Measurement]) -> None:
+    def __init__(
+        self, sizes: Sequence[int], cliques: Sequence[Clique], measurements: Sequence[Measurement]
+    ) -> None:
         self.plan = []
         blocks = [0.0] * len(cliques)
         for m in measurements:
@@ -86,7 +91,7 @@ class _Loss:
             i = min(options, key=lambda j: math.prod(sizes[a] for a in cliques[j]))
             c = cliques[i]
             axes = tuple(k for k, a in enumerate(c) if a not in m.clique)
-            shape = _shape(sizes, m.clique, c)
+            shape = broadcast_shape(sizes, m.clique, c)
             if m.y.size != math.prod(sizes[a] for a in m.clique):
                 raise GeneratorError("a measurement's size does not match its clique")
             w = None if m.weights is None else np.asarray(m.weights, float)
@@ -122,7 +127,7 @@ def _expand(warm: Warm, cliques: Sequence[Clique], sizes: Sequence[int]) -> list
         if not options:
             raise GeneratorError("warm start: an old clique fits in no new clique (bug)")
         i = options[0]
-        out[i] = out[i] + np.reshape(theta, _shape(sizes, old, cliques[i]))
+        out[i] = out[i] + np.reshape(theta, broadcast_shape(sizes, old, cliques[i]))
     return out
 
 
@@ -143,8 +148,11 @@ def estimate(
     cliques = model_cliques(len(sizes), [m.clique for m in measurements])
     cal = Calibrator(sizes, cliques)
     loss_fn = _Loss(sizes, cliques, measurements)
-    theta = (_expand(warm, cliques, sizes) if warm is not None
-             else [np.zeros(tuple(sizes[a] for a in c)) for c in cliques])
+    theta = (
+        _expand(warm, cliques, sizes)
+        if warm is not None
+        else [np.zeros(tuple(sizes[a] for a in c)) for c in cliques]
+    )
     beliefs = cal.beliefs(theta)
     mu = cal.potential_marginals(beliefs, total)
     loss, grads = loss_fn(mu)

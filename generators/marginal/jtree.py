@@ -12,8 +12,8 @@ takes well under a millisecond, so AIM can price every candidate clique each rou
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 Clique = tuple[int, ...]
 
@@ -127,12 +127,6 @@ def build(sizes: Sequence[int], cliques: Iterable[Clique]) -> JunctionTree:
 def model_cells(sizes: Sequence[int], cliques: Iterable[Clique]) -> int:
     """Cells in the junction tree of ``cliques``: the memory a model of them needs."""
     return sum(math.prod(sizes[a] for a in c) for c in elimination_cliques(sizes, cliques))
-
-
-def model_mb(sizes: Sequence[int], cliques: Iterable[Clique]) -> float:
-    """The junction tree's size in megabytes of float64 (as Private-PGM's
-    ``hypothetical_model_size``)."""
-    return model_cells(sizes, cliques) * 8 / 2**20
 
 
 def maximal_subset(cliques: Iterable[Clique]) -> list[Clique]:

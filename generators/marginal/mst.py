@@ -13,7 +13,7 @@ The recipe, with rho = cdp_rho(epsilon, delta) split in thirds (plain arithmetic
 4. estimate a tree-shaped graphical model from the noisy measurements with ``mbi``
    (mirror descent, warm-started from the independence model of step 2).
 
-**Sensitive rows**: only ``marginal_data.encode_rows`` reads them (the trusted encoder);
+**Sensitive rows**: only ``marginal.data.encode_rows`` reads them (the trusted encoder);
 :meth:`MSTGenerator.fit` holds their integer codes until the last measurement and drops
 them; :func:`_counts` turns codes into exact counts, which only :func:`_measure` (adds
 Gaussian noise) and :func:`_select` (exponential mechanism) use. All noise comes from the
@@ -27,7 +27,8 @@ import itertools
 import logging
 import math
 import time
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -35,11 +36,12 @@ from pydantic import Field
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.dp_domain import public_count
-from synthrelease.generators.marginal.jtree import DisjointSets
 from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal.compress import compress_map
 from synthrelease.generators.marginal.data import encode_rows
+from synthrelease.generators.marginal.jtree import DisjointSets
 from synthrelease.generators.marginal.mst_estimate import estimate_tree_model
-from synthrelease.generators.marginal.mst_model import TreeModel
+from synthrelease.generators.marginal.mst_sampler import TreeModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 
@@ -55,11 +57,18 @@ class MSTParams(MarginalParams):
     iters: int = Field(default=2000, ge=1, le=100_000, description="estimation iterations")
     compress: bool = Field(default=True, description="merge 1-way cells below 3 sigma")
     engine: Literal["numpy", "mbi"] = Field(
-        default="numpy", description="estimation engine: numpy (CPU, no compilation) or "
-        "mbi (Private-PGM on JAX, e.g. for a GPU); same algorithm")
-    max_model_size: float = Field(default=80.0, gt=0, le=4096, description="largest 2-way "
-                                  "marginal (MB of float64) the tree may hold: bigger pairs "
-                                  "are never selected, which bounds memory")
+        default="numpy",
+        description="estimation engine: numpy (CPU, no compilation) or "
+        "mbi (Private-PGM on JAX, e.g. for a GPU); same algorithm",
+    )
+    max_model_size: float = Field(
+        default=80.0,
+        gt=0,
+        le=4096,
+        description="largest 2-way "
+        "marginal (MB of float64) the tree may hold: bigger pairs "
+        "are never selected, which bounds memory",
+    )
 
 
 # --------------------------------------------------------------------------- sensitive
@@ -72,7 +81,11 @@ def _counts(codes: np.ndarray, clique: tuple[int, ...], sizes: list[int]) -> np.
 
 
 def _measure(
-    codes: np.ndarray, cliques: list[tuple[int, ...]], sizes: list[int], *, sigma: float,
+    codes: np.ndarray,
+    cliques: list[tuple[int, ...]],
+    sizes: list[int],
+    *,
+    sigma: float,
     noise: NoiseSource,
 ) -> list[np.ndarray]:
     """Gaussian mechanism: each marginal's counts plus N(0, sigma^2) per cell."""
@@ -84,15 +97,23 @@ def _measure(
 
 
 def _select(
-    codes: np.ndarray, sizes: list[int], indep: list[np.ndarray], total: float, *,
-    rho: float, noise: NoiseSource, max_cells: float = math.inf, names: list[str] | None = None,
+    codes: np.ndarray,
+    sizes: list[int],
+    indep: list[np.ndarray],
+    total: float,
+    *,
+    rho: float,
+    noise: NoiseSource,
+    max_cells: float = math.inf,
+    names: list[str] | None = None,
 ) -> list[tuple[int, int]]:
     """Exponential mechanism (Gumbel-max), one edge per round, Kruskal-style: a
     maximum spanning tree of the pairs that the independence model fits worst. Pairs
     above ``max_cells`` cells (sizes are DP outputs: public) are never candidates."""
     d = len(sizes)
-    pairs = [(a, b) for a, b in itertools.combinations(range(d), 2)
-             if sizes[a] * sizes[b] <= max_cells]
+    pairs = [
+        (a, b) for a, b in itertools.combinations(range(d), 2) if sizes[a] * sizes[b] <= max_cells
+    ]
     _require_spanning_tree(d, pairs, sizes, names)  # before any budget goes on selection
     score = {}
     for a, b in pairs:
@@ -111,8 +132,9 @@ def _select(
 
 
 # --------------------------------------------------------------------------- public maths
-def _require_spanning_tree(d: int, pairs: list[tuple[int, int]], sizes: list[int],
-                           names: list[str] | None) -> None:
+def _require_spanning_tree(
+    d: int, pairs: list[tuple[int, int]], sizes: list[int], names: list[str] | None
+) -> None:
     """The allowed pairs must connect every column (public: sizes are DP outputs)."""
     sets = DisjointSets(d)
     for a, b in pairs:
@@ -123,7 +145,8 @@ def _require_spanning_tree(d: int, pairs: list[tuple[int, int]], sizes: list[int
         raise GeneratorError(
             f"mst: no spanning tree fits max_model_size: column {label!r} has {sizes[big]} "
             "cells after compression; declare fewer categories or bins (or an 'other' "
-            "bucket), or raise max_model_size")
+            "bucket), or raise max_model_size"
+        )
 
 
 def _split(rho: float, d: int) -> tuple[float, float, float]:
@@ -146,19 +169,10 @@ def _em_epsilon(rho: float, d: int) -> float:
     return math.sqrt(8.0 * rho / (d - 1)) * (1 - _MARGIN)
 
 
-def _compress(y: np.ndarray, threshold: float) -> np.ndarray:
-    """Map original cell -> compressed cell: kept cells first, the rest merged last."""
-    keep = y >= threshold
-    if keep.all():
-        return np.arange(y.size, dtype=np.int64)
-    mapping = np.full(y.size, int(keep.sum()), dtype=np.int64)
-    mapping[keep] = np.arange(int(keep.sum()))
-    return mapping
-
-
 def _fit_independent(y: np.ndarray, weight: np.ndarray, total: float) -> np.ndarray:
     """argmin sum_i w_i (x_i - y_i)^2 over x >= 0, sum x = total (weighted simplex
     projection, by bisection on the multiplier): the 1-way model mbi would estimate."""
+
     def mass(t: float) -> float:
         return float(np.maximum(y - t / weight, 0.0).sum())
 
@@ -191,14 +205,20 @@ class MSTGenerator(MarginalGenerator):
     Params = MSTParams
     model_class = TreeModel
 
-    def __init__(self, columns: Mapping[str, Any], *, epsilon: float, delta: float,
-                 params: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        columns: Mapping[str, Any],
+        *,
+        epsilon: float,
+        delta: float,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(columns, epsilon=epsilon, delta=delta, params=params)
         self._init_domain()
         self.model: TreeModel | None = None
 
     def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
-        """READS SENSITIVE ROWS (once, via ``marginal_data.encode_rows``); spends exactly
+        """READS SENSITIVE ROWS (once, via ``marginal.data.encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         self._check_fit_args(table, noise)
         start = time.perf_counter()
@@ -217,7 +237,7 @@ class MSTGenerator(MarginalGenerator):
         sigma1 = _gaussian_sigma(rho1, d)
         y1 = _measure(codes, [(i,) for i in range(d)], sizes, sigma=sigma1, noise=noise)
         total1 = _total(y1, [sigma1] * d)
-        maps = [_compress(y, 3 * sigma1) if p.compress else np.arange(y.size) for y in y1]
+        maps = [compress_map(y, 3 * sigma1) if p.compress else np.arange(y.size) for y in y1]
         csizes = [int(m.max()) + 1 for m in maps]
         ccodes = np.stack([m[c] for m, c in zip(maps, codes)])
         cy1 = [np.bincount(m, weights=y, minlength=s) for m, y, s in zip(maps, y1, csizes)]
@@ -227,8 +247,16 @@ class MSTGenerator(MarginalGenerator):
 
         edges = [(0, 1)] if d == 2 else []
         if d > 2:
-            edges = _select(ccodes, csizes, indep, total1, rho=rho_sel, noise=noise,
-                            max_cells=p.max_model_size * 2**17, names=disc.names)
+            edges = _select(
+                ccodes,
+                csizes,
+                indep,
+                total1,
+                rho=rho_sel,
+                noise=noise,
+                max_cells=p.max_model_size * 2**17,
+                names=disc.names,
+            )
         sigma2 = _gaussian_sigma(rho2, len(edges)) if edges else 0.0
         y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
         del codes, ccodes  # nothing below reads rows
@@ -237,20 +265,32 @@ class MSTGenerator(MarginalGenerator):
         measured = time.perf_counter()
         total = _total(y1 + y2, [sigma1] * d + [sigma2] * len(edges))
         self.model = estimate_tree_model(
-            csizes, maps, edges, one_way=(cy1, cw1, sigma1), two_way=(y2, sigma2),
-            total=total, warm=indep, iters=p.iters, engine=p.engine,
+            csizes,
+            maps,
+            edges,
+            one_way=(cy1, cw1, sigma1),
+            two_way=(y2, sigma2),
+            total=total,
+            warm=indep,
+            iters=p.iters,
+            engine=p.engine,
         )
         lines.append(BudgetLine("1-way marginals", d / (2 * sigma1**2), "Gaussian"))
         if d > 2:
             eps_em = _em_epsilon(rho_sel, d)
-            lines.append(BudgetLine("tree selection", (d - 1) * eps_em**2 / 8,
-                                    "exponential mechanism (Gumbel-max)"))
+            lines.append(
+                BudgetLine(
+                    "tree selection", (d - 1) * eps_em**2 / 8, "exponential mechanism (Gumbel-max)"
+                )
+            )
         if edges:
             lines.append(BudgetLine("2-way marginals", len(edges) / (2 * sigma2**2), "Gaussian"))
         report = PrivacyReport.from_lines(lines, delta=self.delta)
         # profiling only, never logged: reading rows + measuring + selecting, estimating
-        self.timings = {"measure_select_s": measured - start,
-                        "estimate_s": time.perf_counter() - measured}
+        self.timings = {
+            "measure_select_s": measured - start,
+            "estimate_s": time.perf_counter() - measured,
+        }
         self.report = report
         logger.info("mst: fitted, epsilon %.4g", report.epsilon)
         # the run time grows with the (exact) row count: not DP, private log only

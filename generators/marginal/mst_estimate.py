@@ -6,7 +6,7 @@ imported on first use, with float64 on and the persistent compilation cache off.
 
 Speed (CPU, 2 cores): mbi runs the estimator's set-up and final marginal computation op
 by op, which compiles hundreds of tiny XLA programs (~10 s here). On a tree both are
-exact and cheap in numpy (:func:`~synthrelease.generators.marginal.mst_model.tree_marginals`), so
+exact and cheap in numpy (:func:`tree_marginals`, below), so
 :func:`_mirror_descent` overrides them and only mbi's fused iteration loop is compiled
 (Shafer-Shenoy oracle: about half Hugin's compile time here, same iterates).
 """
@@ -17,13 +17,15 @@ import dataclasses
 import functools
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.marginal.mst_model import TreeModel, tree_marginals
+from synthrelease.generators.marginal.estimation import Measurement, estimate
+from synthrelease.generators.marginal.mst_sampler import TreeModel
 
 logger = logging.getLogger(__name__)
 
@@ -53,19 +55,35 @@ def estimate_tree_model(
     d = len(sizes)
     if not edges:  # one column: the independence fit is the estimate
         p = np.asarray(warm[0], float)
-        return TreeModel((sizes[0],), (maps[0],), (), (p / p.sum(),), (), ((0,),),
-                         (np.log(np.maximum(p, 1e-2)),), float(total))
+        return TreeModel(
+            (sizes[0],),
+            (maps[0],),
+            (),
+            (p / p.sum(),),
+            (),
+            ((0,),),
+            (np.log(np.maximum(p, 1e-2)),),
+            float(total),
+        )
     if any(a >= b for a, b in edges):
         raise GeneratorError("mst: tree edges must be ordered pairs (a < b)")
     if engine == "numpy":
-        return _numpy_tree(sizes, maps, edges, one_way=one_way, two_way=two_way, total=total,
-                           warm=warm, iters=iters)
-    import jax
+        return _numpy_tree(
+            sizes,
+            maps,
+            edges,
+            one_way=one_way,
+            two_way=two_way,
+            total=total,
+            warm=warm,
+            iters=iters,
+        )
+    import jax  # heavy (JAX, mbi): imported only for engine='mbi'
 
     jax.config.update("jax_enable_x64", True)  # before mbi is imported: it warns otherwise
     jax.config.update("jax_enable_compilation_cache", False)
     estimator = _mirror_descent()
-    from mbi import CliqueVector, Domain, Factor, LinearMeasurement
+    from mbi import CliqueVector, Domain, Factor, LinearMeasurement  # heavy: see above
 
     start = time.perf_counter()
     names = [f"c{i}" for i in range(d)]
@@ -76,8 +94,9 @@ def estimate_tree_model(
             measurements.append(LinearMeasurement(y, (names[i],), stddev=sigma1))
         else:
             c = np.sqrt(w)
-            measurements.append(LinearMeasurement(y * c, (names[i],), stddev=sigma1,
-                                                  query=_ScaledQuery(tuple(c))))
+            measurements.append(
+                LinearMeasurement(y * c, (names[i],), stddev=sigma1, query=_ScaledQuery(tuple(c)))
+            )
     cliques = [(names[a], names[b]) for a, b in edges]
     for clique, y in zip(cliques, ys2):
         measurements.append(LinearMeasurement(y, clique, stddev=sigma2))
@@ -102,15 +121,32 @@ def estimate_tree_model(
         raise GeneratorError("mst: the estimated model is not the selected tree")
     fitted = {c: np.asarray(model.marginals[c].values, float) for c in cliques}
     potentials = {c: np.asarray(model.potentials[c].values, float) for c in cliques}
-    logger.info("mst: estimated %d cliques in %.1f s (%d iterations)",
-                len(cliques), time.perf_counter() - start, iters)
-    return _tree_model(sizes, maps, edges, owner, tuple(fitted[cl] for cl in cliques),
-                       tuple(potentials[cl] for cl in cliques), total)
+    logger.info(
+        "mst: estimated %d cliques in %.1f s (%d iterations)",
+        len(cliques),
+        time.perf_counter() - start,
+        iters,
+    )
+    return _tree_model(
+        sizes,
+        maps,
+        edges,
+        owner,
+        tuple(fitted[cl] for cl in cliques),
+        tuple(potentials[cl] for cl in cliques),
+        total,
+    )
 
 
-def _tree_model(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int, int]],
-                owner: dict[int, int], edge_marginals: tuple[np.ndarray, ...],
-                potentials: tuple[np.ndarray, ...], total: float) -> TreeModel:
+def _tree_model(
+    sizes: list[int],
+    maps: list[np.ndarray],
+    edges: list[tuple[int, int]],
+    owner: dict[int, int],
+    edge_marginals: tuple[np.ndarray, ...],
+    potentials: tuple[np.ndarray, ...],
+    total: float,
+) -> TreeModel:
     """The fitted tree (either engine): each column's 1-way marginal from its owner edge."""
     if not all(np.isfinite(m).all() for m in edge_marginals):
         raise GeneratorError("mst: the estimation diverged (non-finite marginals)")
@@ -118,17 +154,30 @@ def _tree_model(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int,
         edge_marginals[owner[i]].sum(axis=1 if edges[owner[i]][0] == i else 0)
         for i in range(len(sizes))
     )
-    return TreeModel(tuple(sizes), tuple(maps), tuple(edges), one_way_marg,
-                     edge_marginals, tuple(edges), potentials, float(total))
+    return TreeModel(
+        tuple(sizes),
+        tuple(maps),
+        tuple(edges),
+        one_way_marg,
+        edge_marginals,
+        tuple(edges),
+        potentials,
+        float(total),
+    )
 
 
-def _numpy_tree(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int, int]], *,
-                one_way: tuple[list[np.ndarray], list[np.ndarray], float],
-                two_way: tuple[list[np.ndarray], float], total: float,
-                warm: list[np.ndarray], iters: int) -> TreeModel:
+def _numpy_tree(
+    sizes: list[int],
+    maps: list[np.ndarray],
+    edges: list[tuple[int, int]],
+    *,
+    one_way: tuple[list[np.ndarray], list[np.ndarray], float],
+    two_way: tuple[list[np.ndarray], float],
+    total: float,
+    warm: list[np.ndarray],
+    iters: int,
+) -> TreeModel:
     """The same estimation on the numpy engine (see :mod:`.estimation`)."""
-    from synthrelease.generators.marginal.estimation import Measurement, estimate
-
     start = time.perf_counter()
     ys1, ws1, sigma1 = one_way
     ys2, sigma2 = two_way
@@ -148,10 +197,21 @@ def _numpy_tree(sizes: list[int], maps: list[np.ndarray], edges: list[tuple[int,
     if set(fit.calibrator.cliques) != set(edges):
         raise GeneratorError("mst: the estimated model is not the selected tree")
     theta = dict(zip(fit.calibrator.cliques, fit.potentials))
-    logger.info("mst: estimated %d cliques in %.1f s (%d iterations, numpy)",
-                len(edges), time.perf_counter() - start, iters)
-    return _tree_model(sizes, maps, edges, owner, tuple(fit.project(e) for e in edges),
-                       tuple(theta[e] for e in edges), total)
+    logger.info(
+        "mst: estimated %d cliques in %.1f s (%d iterations, numpy)",
+        len(edges),
+        time.perf_counter() - start,
+        iters,
+    )
+    return _tree_model(
+        sizes,
+        maps,
+        edges,
+        owner,
+        tuple(fit.project(e) for e in edges),
+        tuple(theta[e] for e in edges),
+        total,
+    )
 
 
 @dataclass(frozen=True)
@@ -173,7 +233,7 @@ class _ScaledQuery:
 def _mirror_descent() -> Any:
     """mbi's MirrorDescent (Armijo step sizes), with the initial and final marginals of a
     tree computed exactly in numpy instead of op by op in JAX (see the module docstring)."""
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # heavy (JAX, mbi): imported only for engine='mbi'
     from mbi import CliqueVector, Factor, MarkovRandomField, estimation, marginal_oracles
 
     def marginals(potentials: Any, total: float) -> Any:
@@ -195,13 +255,16 @@ def _mirror_descent() -> Any:
                 loss_fn.cliques
             )
             if constraints or not usable or not is_tree(domain, loss_fn.cliques):
-                return super()._init(domain, loss_fn, known_total, warm_start=warm_start,
-                                     constraints=constraints)
+                return super()._init(
+                    domain, loss_fn, known_total, warm_start=warm_start, constraints=constraints
+                )
             tables = {cl: warm_start[cl] for cl in loss_fn.cliques}
             potentials = CliqueVector(domain, loss_fn.cliques, tables)
             alpha = 2.0 / (loss_fn.lipschitz * known_total)  # as mbi's MirrorDescent
             return estimation.MirrorDescentState(
-                marginals(potentials, known_total), potentials, alpha,
+                marginals(potentials, known_total),
+                potentials,
+                alpha,
                 jnp.asarray(np.float64(np.inf)),  # only read by tol-based early stopping
             )
 
@@ -209,7 +272,60 @@ def _mirror_descent() -> Any:
             pot = state.potentials
             if constraints or not is_tree(pot.domain, pot.cliques):
                 return super()._finalize(state, known_total, constraints=constraints)
-            return MarkovRandomField(potentials=pot, marginals=marginals(pot, known_total),
-                                     total=known_total)
+            return MarkovRandomField(
+                potentials=pot, marginals=marginals(pot, known_total), total=known_total
+            )
 
     return TreeMirrorDescent(marginal_oracle=marginal_oracles.message_passing_shafer_shenoy)
+
+
+# --------------------------------------------------------------------------- exact tree inference
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    top = x.max(axis=axis, keepdims=True)
+    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def tree_marginals(
+    sizes: Sequence[int],
+    edges: Sequence[tuple[int, int]],
+    log_potentials: Sequence[np.ndarray],
+    total: float,
+) -> list[np.ndarray]:
+    """Exact edge marginals (scaled to ``total``) of a tree-shaped model with log-space
+    pairwise potentials ``log_potentials[k]`` of shape ``(sizes[a], sizes[b])`` for
+    ``edges[k] = (a, b)``: two passes of sum-product message passing, in numpy."""
+    adjacent: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(sizes))}
+    for k, (a, b) in enumerate(edges):
+        adjacent[a].append((b, k))
+        adjacent[b].append((a, k))
+    order, up = [0], {0: (-1, -1)}
+    for u in order:
+        for v, k in adjacent[u]:
+            if v not in up:
+                up[v] = (u, k)
+                order.append(v)
+    if len(order) != len(sizes) or len(edges) != len(sizes) - 1:
+        raise GeneratorError("the model's edges do not form a spanning tree")
+    message: dict[tuple[int, int], np.ndarray] = {}  # (edge, into node) -> log message
+
+    def into(node: int, skip: int) -> np.ndarray:
+        out = np.zeros(sizes[node])
+        for _, k in adjacent[node]:
+            if k != skip:
+                out = out + message[k, node]
+        return out
+
+    def send(k: int, src: int, dst: int) -> None:
+        table = log_potentials[k] if edges[k][0] == src else log_potentials[k].T
+        message[k, dst] = _logsumexp(table + into(src, k)[:, None], axis=0)
+
+    for v in reversed(order[1:]):
+        send(up[v][1], v, up[v][0])
+    for v in order[1:]:
+        send(up[v][1], up[v][0], v)
+    result = []
+    for k, (a, b) in enumerate(edges):
+        logp = log_potentials[k] + into(a, k)[:, None] + into(b, k)[None, :]
+        p = np.exp(logp - logp.max())
+        result.append(p * (total / p.sum()))
+    return result

@@ -7,8 +7,9 @@ holdout evaluation stays in the private workspace).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any, Mapping
+from typing import Any
 
 from synthrelease.models.train import TARGET_OPSET, TrainedModel
 from synthrelease.spec import DownstreamModel
@@ -49,8 +50,7 @@ def build_card(
         "format_details": {
             "format": "ONNX",
             "opset": dict(TARGET_OPSET),
-            "inputs": "one [n, 1] input per feature: float32 (NaN = null) or string "
-            "('' = null)",
+            "inputs": "one [n, 1] input per feature: float32 (NaN = null) or string ('' = null)",
             "outputs": outputs,
             "producer": f"scikit-learn {_version('scikit-learn')}, skl2onnx {_version('skl2onnx')}",
         },

@@ -4,13 +4,15 @@ and consumers, so that a published model sees the same encoding everywhere).
 Each feature becomes one named ONNX input of shape ``[n, 1]``: ``float`` (float32, NaN
 for null) for numerical, boolean (0/1) and datetime (days since 1970-01-01 UTC) columns;
 ``string`` for categorical columns (null as ``""``, undeclared values as the declared
-``other`` label where there is one).
+``other`` label where there is one). Values are read by :mod:`synthrelease.values`, as
+the domain check and the copy checks read them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,10 +25,9 @@ from synthrelease.spec import (
     DownstreamModel,
     NumericalColumn,
 )
+from synthrelease.values import boolean, categorical, datetime, numerical
 
 NULL_LABEL = ""
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
-_FALSE = {"false", "0", "no", "f", "n", "0.0"}
 _NS_PER_DAY = 86_400 * 10**9
 
 
@@ -42,13 +43,22 @@ class Feature:
         return "string" if self.type == "categorical" else "float"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "input": self.input_type,
-                "categories": list(self.categories), "other": self.other}
+        return {
+            "name": self.name,
+            "type": self.type,
+            "input": self.input_type,
+            "categories": list(self.categories),
+            "other": self.other,
+        }
 
     @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "Feature":
-        return cls(name=str(raw["name"]), type=str(raw["type"]),
-                   categories=tuple(raw.get("categories") or ()), other=raw.get("other"))
+    def from_dict(cls, raw: Mapping[str, Any]) -> Feature:
+        return cls(
+            name=str(raw["name"]),
+            type=str(raw["type"]),
+            categories=tuple(raw.get("categories") or ()),
+            other=raw.get("other"),
+        )
 
 
 def feature_of(name: str, column: Any) -> Feature:
@@ -69,30 +79,29 @@ def features_for(model: DownstreamModel, columns: Mapping[str, Any]) -> tuple[Fe
 
 
 def _bool_floats(values: pd.Series) -> np.ndarray:
-    out = np.full(len(values), np.nan, dtype=np.float32)
-    present = values.notna().to_numpy()
-    if values.dtype == bool or str(values.dtype) == "boolean":
-        out[present] = values[present].astype(bool).to_numpy(dtype=np.float32)
-        return out
-    text = values[present].astype(str).str.strip().str.lower()
-    out[present] = np.where(text.isin(_TRUE), 1.0, np.where(text.isin(_FALSE), 0.0, np.nan))
-    return out
+    """1.0 / 0.0 by the accepted boolean spellings; NaN for null or unreadable."""
+    return boolean(values).values.to_numpy(dtype=np.float32, na_value=np.nan)
 
 
 def _datetime_days(values: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(values, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
+    stamps = datetime(values).values
     ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64).astype(np.float64)
     ns[stamps.isna().to_numpy()] = np.nan
     return (ns / _NS_PER_DAY).astype(np.float32)
 
 
 def _labels(values: pd.Series, feature: Feature) -> np.ndarray:
-    text = values.astype(object).where(values.notna(), None)
-    out = np.array([NULL_LABEL if v is None else str(v) for v in text], dtype=object)
-    if feature.other is not None and feature.categories:
-        known = set(feature.categories) | {NULL_LABEL, feature.other}
-        out = np.array([v if v in known else feature.other for v in out], dtype=object)
-    return out
+    """Labels as read by :func:`synthrelease.values.categorical`; null (and the empty
+    text, which is how null is fed) as ``NULL_LABEL``. Undeclared values map to ``other``
+    only where the feature declares both a bucket and a non-empty category set."""
+    values = values.mask(
+        values.astype(object).map(lambda v: isinstance(v, str) and v == NULL_LABEL)
+    )
+    mapped = feature.other is not None and bool(feature.categories)
+    text = categorical(
+        values, categories=tuple(feature.categories) if mapped else None, other=feature.other
+    ).values
+    return text.where(text.notna(), NULL_LABEL).to_numpy(dtype=object)
 
 
 def encode_column(values: pd.Series, feature: Feature) -> np.ndarray:
@@ -104,7 +113,7 @@ def encode_column(values: pd.Series, feature: Feature) -> np.ndarray:
     elif feature.type == "datetime":
         arr = _datetime_days(values)
     else:
-        arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        arr = numerical(values).values.to_numpy(dtype=np.float64, na_value=np.nan)
         arr = arr.astype(np.float32)
     return arr.reshape(-1, 1)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,10 @@ class ReleasedModel:
 
         try:
             self.session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001
-            raise ModelError(f"cannot load model {card.get('name')!r} ({type(exc).__name__})") from None
+        except Exception as exc:
+            raise ModelError(
+                f"cannot load model {card.get('name')!r} ({type(exc).__name__})"
+            ) from None
         self.card = dict(card)
         self.features = tuple(Feature.from_dict(f) for f in card["features"])
         self.kind = str(card["kind"])

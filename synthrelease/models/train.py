@@ -12,9 +12,10 @@ import hashlib
 import io
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
@@ -78,8 +79,13 @@ def _estimator(model: DownstreamModel, features: tuple[Feature, ...], params: Ma
     p = dict(params)
     if model.algorithm == "random_forest":
         cls = RandomForestClassifier if model.kind == "classifier" else RandomForestRegressor
-        head = cls(n_estimators=int(p["n_estimators"]), max_depth=int(p["max_depth"]),
-                   min_samples_leaf=int(p["min_samples_leaf"]), random_state=SEED, n_jobs=1)
+        head = cls(
+            n_estimators=int(p["n_estimators"]),
+            max_depth=int(p["max_depth"]),
+            min_samples_leaf=int(p["min_samples_leaf"]),
+            random_state=SEED,
+            n_jobs=1,
+        )
     elif model.algorithm == "logistic_regression":
         head = LogisticRegression(C=float(p["C"]), max_iter=int(p["max_iter"]))
     else:
@@ -94,17 +100,23 @@ def _to_onnx(
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     initial = [
-        (f.name, FloatTensorType([None, 1]) if f.input_type == "float" else StringTensorType([None, 1]))
+        (
+            f.name,
+            FloatTensorType([None, 1]) if f.input_type == "float" else StringTensorType([None, 1]),
+        )
         for f in features
     ]
     options = {id(pipe.steps[-1][1]): {"zipmap": False}} if model.kind == "classifier" else None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            onx = convert_sklearn(pipe, initial_types=initial, target_opset=TARGET_OPSET,
-                                  options=options)
-    except Exception as exc:  # noqa: BLE001 - a converter failure names no data
-        raise ModelError(f"models.{model.name}: ONNX export failed ({type(exc).__name__})") from None
+            onx = convert_sklearn(
+                pipe, initial_types=initial, target_opset=TARGET_OPSET, options=options
+            )
+    except Exception as exc:
+        raise ModelError(
+            f"models.{model.name}: ONNX export failed ({type(exc).__name__})"
+        ) from None
     onx.graph.name = f"synthrelease_{model.name}"  # skl2onnx's default is a random uuid
     onx.doc_string = ""
     return onx.SerializeToString(), tuple(i.name for i in onx.graph.input)
@@ -136,9 +148,16 @@ def train_on_table(
         classes = tuple(str(c) for c in pipe.classes_)
     onnx_bytes, input_names = _to_onnx(pipe, model, features)
     log.info("trained model", extra={"model": model.name, "algorithm": model.algorithm})
-    return TrainedModel(onnx=onnx_bytes, features=features, target=target, params=params,
-                        table_sha256=hashlib.sha256(data).hexdigest(), rows=int(len(y)),
-                        classes=classes, input_names=input_names)
+    return TrainedModel(
+        onnx=onnx_bytes,
+        features=features,
+        target=target,
+        params=params,
+        table_sha256=hashlib.sha256(data).hexdigest(),
+        rows=int(len(y)),
+        classes=classes,
+        input_names=input_names,
+    )
 
 
 def reproduce(card: Mapping[str, Any], table_path: Path) -> bytes:
@@ -147,8 +166,11 @@ def reproduce(card: Mapping[str, Any], table_path: Path) -> bytes:
         features = tuple(Feature.from_dict(f) for f in card["features"])
         target = Feature.from_dict(card["target"])
         model = DownstreamModel(
-            name=card["name"], kind=card["kind"], target=target.name,
-            algorithm=card["algorithm"], features=tuple(f.name for f in features),
+            name=card["name"],
+            kind=card["kind"],
+            target=target.name,
+            algorithm=card["algorithm"],
+            features=tuple(f.name for f in features),
             params=dict(card["params"]),
         )
     except (KeyError, TypeError, ValueError):

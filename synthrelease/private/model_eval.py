@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -72,12 +73,19 @@ def evaluate_models(
         figures = (_classifier_figures if model.kind == "classifier" else _regressor_figures)(
             model, rows, y
         )
-        results[name] = {"kind": model.kind, "algorithm": card["algorithm"],
-                         "trained_on": card["training_data"]["release"], "figures": figures}
+        results[name] = {
+            "kind": model.kind,
+            "algorithm": card["algorithm"],
+            "trained_on": card["training_data"]["release"],
+            "figures": figures,
+        }
     path = Path(out_dir) / EVAL_FILE
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"note": "train-synthetic / test-real; internal, not covered by DP",
-                   "models": results}, fh, indent=2)
+        json.dump(
+            {"note": "train-synthetic / test-real; internal, not covered by DP", "models": results},
+            fh,
+            indent=2,
+        )
     log.info("models evaluated on the holdout (internal)", extra={"models": len(results)})
     return path

@@ -4,9 +4,12 @@ Trusted reader (``reveal()``): it compares every row of each table bound for a r
 with the real training and holdout rows and answers pass or fail only. No count, share
 or row leaves this module, in its return value, its errors or its logs.
 
-Rows are compared on the declared columns after normalising each value per declared
-type (categories outside the declared set become the ``other`` label, as the generator
-would write them). A table fails when
+Rows are compared on the declared columns, each value read by its declared type with
+:mod:`synthrelease.values` (categories outside the declared set become the ``other``
+label, as the generator would write them; an unreadable value is keyed by its raw text,
+apart from every readable value and from null): :func:`synthrelease.values.row_keys`,
+the very keys of the gate's copy check, so the two agree on what a copied row is. A
+table fails when
 
 1. **a distinctive real row is copied**: some row equals a real row that holds a value
    seen only once in the real data in a *high-resolution* column (non-integer numerical,
@@ -29,8 +32,9 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -38,14 +42,13 @@ import pandas as pd
 from synthrelease.errors import FirewallError
 from synthrelease.firewall import RowScanPass
 from synthrelease.private.table import SensitiveTable
-from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
+from synthrelease.spec import DatetimeColumn, NumericalColumn
+from synthrelease.values import normalise, row_keys
 
 log = logging.getLogger(__name__)
 
 HIGH_RESOLUTION = 10_000
 DEFAULT_TOLERANCE = 0.1
-_NULL = "\x00null"
-_TRUE = {"true", "1", "yes", "t", "y", "1.0"}
 
 
 def _high_resolution(column: Any) -> bool:
@@ -56,47 +59,25 @@ def _high_resolution(column: Any) -> bool:
     return False
 
 
-def _normalise(frame: pd.DataFrame, columns: Mapping[str, Any]) -> pd.DataFrame:
-    out: dict[str, Any] = {}
-    for name, col in columns.items():
-        if name not in frame.columns:
-            raise FirewallError(f"row scan: a table lacks the declared column {name!r}")
-        v = frame[name]
-        null = v.isna().to_numpy()
-        if isinstance(col, CategoricalColumn):
-            text = np.array([_NULL if n else str(x) for x, n in zip(v.to_numpy(dtype=object), null)],
-                            dtype=object)
-            if col.other is not None:
-                known = set(col.categories) | {_NULL}
-                text = np.array([t if t in known else col.other for t in text], dtype=object)
-            out[name] = text
-        elif isinstance(col, BooleanColumn):
-            vals = v.astype(object).to_numpy()
-            f = np.array([np.inf if n else float(str(x).strip().lower() in _TRUE) for x, n in zip(vals, null)])
-            out[name] = f
-        elif isinstance(col, DatetimeColumn):
-            stamps = pd.to_datetime(v, errors="coerce", format="mixed", utc=True).dt.tz_convert(None)
-            ns = stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
-            out[name] = np.where(stamps.isna().to_numpy(), np.iinfo(np.int64).min, ns)
-        else:
-            x = pd.to_numeric(v, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) + 0.0
-            out[name] = np.where(np.isnan(x), np.inf, x)
-    return pd.DataFrame(out)
-
-
-def _hashes(norm: pd.DataFrame) -> np.ndarray:
-    return pd.util.hash_pandas_object(norm, index=False).to_numpy()
+def _hashes(frame: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
+    """One key per row: :func:`synthrelease.values.row_keys`, the gate's copy check's too."""
+    missing = [name for name in columns if name not in frame.columns]
+    if missing:
+        raise FirewallError(f"row scan: a table lacks the declared column {missing[0]!r}")
+    return row_keys(frame, columns)
 
 
 def _distinctive(real: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
-    """Mask of real rows holding a value unique in the real data in a high-res column."""
+    """Mask of real rows holding a value unique in the real data in a high-res column
+    (a value as read; null and unreadable entries are never distinctive)."""
     mask = np.zeros(len(real), dtype=bool)
     for name, col in columns.items():
         if not _high_resolution(col):
             continue
-        values = real[name]
-        counts = values.map(values.value_counts())
-        mask |= (counts.to_numpy() == 1) & ~np.isin(values.to_numpy(), [np.inf, np.iinfo(np.int64).min])
+        norm = normalise(real[name], col)
+        values = norm.values.reset_index(drop=True)
+        counts = values.map(values.value_counts()).to_numpy()
+        mask |= norm.readable & (counts == 1)
     return mask
 
 
@@ -112,18 +93,17 @@ def scan_tables(
     :class:`FirewallError` naming only the table."""
     if not isinstance(train, SensitiveTable) or not isinstance(holdout, SensitiveTable):
         raise TypeError("train and holdout must be SensitiveTable")
-    train_norm = _normalise(train.reveal(), columns)
-    holdout_norm = _normalise(holdout.reveal(), columns)
-    real_norm = pd.concat([train_norm, holdout_norm], ignore_index=True)
-    train_h, holdout_h = _hashes(train_norm), _hashes(holdout_norm)
+    real = pd.concat([train.reveal(), holdout.reveal()], ignore_index=True)
+    train_h, holdout_h = _hashes(train.reveal(), columns), _hashes(holdout.reveal(), columns)
     real_h = np.concatenate([train_h, holdout_h])
-    distinctive = np.unique(real_h[_distinctive(real_norm, columns)])
+    distinctive = np.unique(real_h[_distinctive(real, columns)])
+    del real
     baseline_t = float(np.isin(holdout_h, train_h).mean()) if len(holdout_h) else 0.0
     baseline_h = float(np.isin(train_h, holdout_h).mean()) if len(train_h) else 0.0
     passed: set[str] = set()
     for rel, path in tables.items():
         data = Path(path).read_bytes()
-        table_h = _hashes(_normalise(pd.read_parquet(io.BytesIO(data)), columns))
+        table_h = _hashes(pd.read_parquet(io.BytesIO(data)), columns)
         copies = bool(np.isin(table_h, distinctive).any())
         excess = len(table_h) > 0 and (
             float(np.isin(table_h, train_h).mean()) > baseline_t + tolerance

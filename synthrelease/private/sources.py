@@ -1,4 +1,6 @@
-"""Reading sensitive sources (CSV, Parquet, SQL) into a :class:`SensitiveTable`.
+"""Reading sensitive sources (CSV, Parquet, SQL) into a :class:`SensitiveTable`, and
+applying the declared domain to it (:func:`enforce_domain`; the rules are
+``private/domain.py``).
 
 Trusted reader. Errors name the source and the column, never a value: a parser's own
 message can quote the offending line, so only its type is passed on.
@@ -10,18 +12,18 @@ import csv
 import io
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import pandas as pd
 
 from synthrelease.errors import SchemaMismatchError, SourceError
+from synthrelease.private.domain import enforce_frame
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import (
     BooleanColumn,
     CategoricalColumn,
     CsvSource,
-    NumericalColumn,
     ParquetSource,
     SqlSource,
 )
@@ -109,9 +111,7 @@ def read_header(source: object) -> list[str]:
             with engine.connect() as conn:
                 return list(conn.execute(_sql_select(source, header_only=True)).keys())
         except SQLAlchemyError as exc:
-            raise SourceError(
-                f"{describe(source)}: query failed ({type(exc).__name__})"
-            ) from None
+            raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
         finally:
             engine.dispose()
     raise SourceError("unknown source kind")
@@ -163,11 +163,15 @@ def load_table(source: object, columns: Mapping[str, object], *, label: str) -> 
                 with engine.connect() as conn:
                     frame = pd.read_sql(_sql_select(source, header_only=False), conn)
             except SQLAlchemyError as exc:
-                raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
+                raise SourceError(
+                    f"{describe(source)}: query failed ({type(exc).__name__})"
+                ) from None
             finally:
                 engine.dispose()
     except UnicodeDecodeError:
-        raise SourceError(f"{describe(source)}: not valid {getattr(source, 'encoding', 'utf-8')} text") from None
+        raise SourceError(
+            f"{describe(source)}: not valid {getattr(source, 'encoding', 'utf-8')} text"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise SourceError(f"{describe(source)}: cannot parse ({type(exc).__name__})") from None
     frame = frame[list(columns)]
@@ -207,8 +211,12 @@ def load_raw(source: CsvSource | ParquetSource, *, label: str) -> SensitiveTable
             frame = pd.read_parquet(source.path)
         else:
             frame = pd.read_csv(
-                source.path, sep=source.separator, encoding=source.encoding,
-                keep_default_na=False, na_values=[""], low_memory=False,
+                source.path,
+                sep=source.separator,
+                encoding=source.encoding,
+                keep_default_na=False,
+                na_values=[""],
+                low_memory=False,
             )
     except UnicodeDecodeError:
         raise SourceError(f"{describe(source)}: not valid utf-8 text") from None
@@ -218,44 +226,13 @@ def load_raw(source: CsvSource | ParquetSource, *, label: str) -> SensitiveTable
 
 
 # ---------------------------------------------------------------------------- domain rules
-_BOOL_TEXT = {"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n", "1.0", "0.0"}
-
-
-def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, pd.Series | None]:
-    """(null, bad, clipped values or None): which rows break the declared domain.
-
-    ``bad`` marks present values outside the domain (or unparsable); for numerical and
-    datetime columns ``clipped`` holds every parsable value moved into the bounds (NaN /
-    NaT where the value cannot be parsed, so it cannot be clipped)."""
-    null = values.isna()
-    present = ~null
-    if not getattr(spec, "declared", True):  # the generator estimates it with DP, and
-        return null, present & False, None   # clips / buckets to that estimate itself
-    if isinstance(spec, CategoricalColumn):
-        bad = present & ~values.astype(str).isin(spec.categories)
-        return null, bad, None
-    if isinstance(spec, BooleanColumn):
-        text = values.astype(str).str.strip().str.lower()
-        bad = present & ~(values.map(lambda v: isinstance(v, bool)) | text.isin(_BOOL_TEXT))
-        return null, bad, None
-    if getattr(spec, "type", None) == "datetime":
-        stamps = pd.to_datetime(values, errors="coerce", format="mixed")
-        if getattr(stamps.dt, "tz", None) is not None:
-            stamps = stamps.dt.tz_convert(None)
-        unparsable = present & stamps.isna()
-        lo, hi = pd.Timestamp(spec.lower), pd.Timestamp(spec.upper)
-        outside = present & ~unparsable & ((stamps < lo) | (stamps > hi))
-        return null, unparsable | outside, stamps.clip(lo, hi)
-    numbers = pd.to_numeric(values, errors="coerce")
-    unparsable = present & numbers.isna()
-    outside = present & ~unparsable & ((numbers < spec.lower) | (numbers > spec.upper))
-    return null, unparsable | outside, numbers.clip(spec.lower, spec.upper)
-
-
 def enforce_domain(
     table: SensitiveTable, columns: Mapping[str, object]
 ) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
     """Apply each column's out-of-domain rule, row by row: never a run-level decision.
+
+    Values are read by :mod:`synthrelease.values` (one reading per declared type); the
+    rules themselves are :func:`synthrelease.private.domain.enforce_frame`:
 
     - ``clip`` (default for numerical/datetime): a value outside the bounds moves to the
       nearest bound; a value that is not a number / date cannot be clipped: its row is
@@ -273,41 +250,7 @@ def enforce_domain(
     for bucketed columns) are real-data statistics: private workspace / internal report
     only. Nothing here raises on the rows' content.
     """
-    frame = table.reveal().copy()
-    keep = pd.Series(True, index=frame.index)
-    counts: dict[str, dict[str, int]] = {}
-    for name, spec in columns.items():
-        values = frame[name]
-        null, bad, clipped = _violations(values, spec)
-        bad_null = null & (not getattr(spec, "nullable", False))
-        policy = spec.policy
-        entry = {"clipped": 0, "dropped": 0}
-        if policy == "clip" and clipped is not None:
-            unclippable = bad & clipped.isna()
-            to_clip = bad & ~unclippable
-            drop = unclippable | bad_null
-            if getattr(spec, "type", None) == "numerical":
-                if to_clip.any():
-                    frame[name] = clipped.where(to_clip, frame[name])
-            elif to_clip.any():
-                fixed = clipped if values.dtype != object else clipped.map(
-                    lambda t: t.isoformat() if not pd.isna(t) else None)
-                frame[name] = fixed.where(to_clip, values)
-            entry["clipped"] = int((to_clip & ~drop).sum())
-        elif policy == "other" and isinstance(spec, CategoricalColumn) and spec.other is not None:
-            drop = bad_null
-            entry["other"] = int((bad & ~drop).sum())
-            if bad.any():
-                frame[name] = values.where(~bad, spec.other)
-        else:  # drop (or an undeclared domain: nothing is outside it yet)
-            drop = bad | bad_null
-        if isinstance(spec, NumericalColumn) and spec.declared and frame[name].dtype == object:
-            # text that parses as numbers (the rest is dropped): keep numbers
-            frame[name] = pd.to_numeric(frame[name].where(~drop, None), errors="coerce")
-        keep &= ~drop
-        entry["dropped"] = int(drop.sum())
-        counts[name] = entry
-    frame = frame[keep].reset_index(drop=True)
+    frame, counts = enforce_frame(table.reveal(), columns)
     return SensitiveTable(frame, label=table.label), counts
 
 

@@ -16,35 +16,8 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.errors import SourceError
+from synthrelease.owner_only import FILE_MODE, private_dir
 from synthrelease.private.table import SensitiveTable
-
-DIR_MODE = 0o700
-FILE_MODE = 0o600
-
-
-def private_dir(path: Path) -> Path:
-    """Create ``path`` (and missing parents) owner-only; tighten it if it already exists."""
-    missing = []
-    probe = path
-    while not probe.exists():
-        missing.append(probe)
-        probe = probe.parent
-    for folder in reversed(missing):
-        folder.mkdir(mode=DIR_MODE, exist_ok=True)
-        os.chmod(folder, DIR_MODE)
-    os.chmod(path, DIR_MODE)
-    return path
-
-
-def tighten(path: Path) -> Path:
-    """Make a file or a whole tree written by a library owner-only."""
-    if path.is_dir():
-        os.chmod(path, DIR_MODE)
-        for child in path.rglob("*"):
-            os.chmod(child, DIR_MODE if child.is_dir() else FILE_MODE)
-    elif path.exists():
-        os.chmod(path, FILE_MODE)
-    return path
 
 
 @dataclass(frozen=True)
@@ -78,7 +51,7 @@ class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def ensure(self) -> "Workspace":
+    def ensure(self) -> Workspace:
         private_dir(self.root)
         return self
 
@@ -129,7 +102,7 @@ def bernoulli_holdout(frame: pd.DataFrame, *, fraction: float, key: bytes) -> np
     occurrence = pd.Series(content).groupby(content).cumcount().to_numpy(dtype=np.uint64)
     payload = np.stack([content, occurrence], axis=1).tobytes()
     digests = b"".join(
-        hashlib.blake2b(payload[i:i + 16], key=key, digest_size=8).digest()
+        hashlib.blake2b(payload[i : i + 16], key=key, digest_size=8).digest()
         for i in range(0, len(payload), 16)
     )
     uniform = (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)).astype(np.float64) / 2.0**53

@@ -10,30 +10,35 @@ Modules: ``base`` (shared rules), ``sources``, ``schema`` (columns), ``sections`
 
 from __future__ import annotations
 
-from synthrelease.spec.base import (  # noqa: F401
+from synthrelease.spec.base import (  # noqa: F401 - re-exported: the spec's public names
     DOMAIN_ESTIMATING_GENERATORS,
     GENERATOR_NAMES,
     NAME_RE,
     _Model,
 )
-from synthrelease.spec.sources import (  # noqa: F401
-    CsvSource,
-    ParquetSource,
-    Source,
-    SqlSource,
+from synthrelease.spec.loading import (  # noqa: F401 - re-exported: the spec's public names
+    _SDV_TYPES,
+    _merge_sdv_metadata,
+    _resolve_paths,
+    format_validation_error,
+    load_spec,
+    parse_spec,
 )
-from synthrelease.spec.schema import (  # noqa: F401
+from synthrelease.spec.release import (  # noqa: F401 - re-exported: the spec's public names
+    ReleaseSpec,
+)
+from synthrelease.spec.schema import (  # noqa: F401 - re-exported: the spec's public names
+    DOMAIN_PROVENANCES,
+    OUT_OF_DOMAIN_RULES,
     BooleanColumn,
     CategoricalColumn,
     Column,
     DatetimeColumn,
     NumericalColumn,
-    DOMAIN_PROVENANCES,
-    OUT_OF_DOMAIN_RULES,
     Schema,
     _Column,
 )
-from synthrelease.spec.sections import (  # noqa: F401
+from synthrelease.spec.sections import (  # noqa: F401 - re-exported: the spec's public names
     Budget,
     DomainEstimate,
     DownstreamModel,
@@ -47,14 +52,9 @@ from synthrelease.spec.sections import (  # noqa: F401
     Store,
     Workspace,
 )
-from synthrelease.spec.release import (  # noqa: F401
-    ReleaseSpec,
-)
-from synthrelease.spec.loading import (  # noqa: F401
-    _SDV_TYPES,
-    _merge_sdv_metadata,
-    _resolve_paths,
-    format_validation_error,
-    load_spec,
-    parse_spec,
+from synthrelease.spec.sources import (  # noqa: F401 - re-exported: the spec's public names
+    CsvSource,
+    ParquetSource,
+    Source,
+    SqlSource,
 )

@@ -13,4 +13,3 @@ DOMAIN_ESTIMATING_GENERATORS = ("dpsgd",)  # may leave bounds/categories to a DP
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-

@@ -10,9 +10,8 @@ import yaml
 from pydantic import ValidationError
 
 from synthrelease.errors import SpecError
-from synthrelease.spec.sources import CsvSource, ParquetSource
 from synthrelease.spec.release import ReleaseSpec
-
+from synthrelease.spec.sources import CsvSource, ParquetSource
 
 _SDV_TYPES = {
     "numerical": "numerical",
@@ -86,7 +85,7 @@ def format_validation_error(exc: ValidationError, prefix: str = "") -> str:
         elif err["type"] == "missing":
             msg = "required key is missing"
         if msg.startswith("Value error, "):
-            msg = msg[len("Value error, "):]
+            msg = msg[len("Value error, ") :]
         lines.append(f"{prefix}{loc}: {msg}" if loc else f"{prefix}{msg}")
     return "; ".join(lines)
 

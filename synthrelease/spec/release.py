@@ -6,15 +6,22 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator, PrivateAttr
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from synthrelease.spec.base import DOMAIN_ESTIMATING_GENERATORS, NAME_RE, _Model
-from synthrelease.spec.sources import Source
 from synthrelease.spec.schema import BooleanColumn, CategoricalColumn, NumericalColumn, Schema
 from synthrelease.spec.sections import (
-    DownstreamModel, Gate, GeneratorSpec, Holdout, Privacy, Publication, SpecProvenance, Store,
+    DownstreamModel,
+    Gate,
+    GeneratorSpec,
+    Holdout,
+    Privacy,
+    Publication,
+    SpecProvenance,
+    Store,
     Workspace,
 )
+from synthrelease.spec.sources import Source
 
 
 class ReleaseSpec(_Model):
@@ -53,13 +60,13 @@ class ReleaseSpec(_Model):
         return value
 
     @model_validator(mode="after")
-    def _target(self) -> "ReleaseSpec":
+    def _target(self) -> ReleaseSpec:
         if self.target is not None and self.target not in self.schema_.columns:
             raise ValueError(f"target {self.target!r} is not a column of the schema")
         return self
 
     @model_validator(mode="after")
-    def _domains(self) -> "ReleaseSpec":
+    def _domains(self) -> ReleaseSpec:
         """Undeclared bounds/categories need a DP budget share and a generator that
         estimates them; everything else must be declared (public metadata)."""
         open_ = [n for n, c in self.schema_.columns.items() if not getattr(c, "declared", True)]
@@ -79,7 +86,7 @@ class ReleaseSpec(_Model):
         return self
 
     @model_validator(mode="after")
-    def _models(self) -> "ReleaseSpec":
+    def _models(self) -> ReleaseSpec:
         columns = self.schema_.columns
         names = [m.name for m in self.models]
         if len(set(names)) != len(names):
@@ -97,9 +104,15 @@ class ReleaseSpec(_Model):
                 unknown = [f for f in m.features if f not in columns]
                 if unknown:
                     raise ValueError(f"{where}: features {unknown!r} are not columns of the schema")
-                if m.target in m.features or not m.features or len(set(m.features)) != len(m.features):
-                    raise ValueError(f"{where}: features must be distinct, non-empty and "
-                                     "must not include the target")
+                if (
+                    m.target in m.features
+                    or not m.features
+                    or len(set(m.features)) != len(m.features)
+                ):
+                    raise ValueError(
+                        f"{where}: features must be distinct, non-empty and "
+                        "must not include the target"
+                    )
             elif len(columns) < 2:
                 raise ValueError(f"{where}: the schema has no column besides the target")
         return self
@@ -110,8 +123,9 @@ class ReleaseSpec(_Model):
         ``{"columns": [...], "values": [...]}``; empty lists when there are none."""
         return {
             "columns": [n for n, c in self.schema_.columns.items() if c.provenance == "drafted"],
-            "values": [k for k in ("synthetic_rows", "delta")
-                       if getattr(self.provenance, k) == "drafted"],
+            "values": [
+                k for k in ("synthetic_rows", "delta") if getattr(self.provenance, k) == "drafted"
+            ],
         }
 
     @property
@@ -125,5 +139,3 @@ class ReleaseSpec(_Model):
             return self._digest
         payload = json.dumps(self.model_dump(mode="json", by_alias=True), sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()
-
-

@@ -5,12 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from synthrelease.spec.base import _Model
-
 
 DOMAIN_PROVENANCES = ("declared", "drafted", "dp")
 OUT_OF_DOMAIN_RULES = ("clip", "drop")
@@ -69,8 +68,11 @@ class _Column(_Model):
         return data
 
     @model_validator(mode="after")
-    def _policy_fits(self) -> "_Column":
-        if self.out_of_domain == "clip" and getattr(self, "type", None) in ("categorical", "boolean"):
+    def _policy_fits(self) -> _Column:
+        if self.out_of_domain == "clip" and getattr(self, "type", None) in (
+            "categorical",
+            "boolean",
+        ):
             raise ValueError(
                 "out_of_domain 'clip' applies to numerical and datetime columns only "
                 "(use 'drop', or an 'other' bucket)"
@@ -102,14 +104,16 @@ class NumericalColumn(_Column):
     integer: bool = False
     bins: int | None = Field(default=None, ge=2, le=1024)
     edges: tuple[float, ...] | None = Field(
-        default=None, min_length=1, max_length=1023,
+        default=None,
+        min_length=1,
+        max_length=1023,
         description="interior bin edges (public), strictly increasing and strictly "
         "between lower and upper: bins [lower, e1), [e1, e2), ..., [ek, upper]; "
         "default: 'bins' uniform bins from the bounds",
     )
 
     @model_validator(mode="after")
-    def _bounds(self) -> "NumericalColumn":
+    def _bounds(self) -> NumericalColumn:
         given = [b for b in (self.lower, self.upper) if b is not None]
         if not all(math.isfinite(b) for b in given):
             raise ValueError("lower and upper must be finite numbers")
@@ -118,7 +122,7 @@ class NumericalColumn(_Column):
         return self
 
     @model_validator(mode="after")
-    def _edges(self) -> "NumericalColumn":
+    def _edges(self) -> NumericalColumn:
         if self.edges is None:
             return self
         if not self.declared:
@@ -160,7 +164,7 @@ class CategoricalColumn(_Column):
         return value
 
     @model_validator(mode="after")
-    def _distinct(self) -> "CategoricalColumn":
+    def _distinct(self) -> CategoricalColumn:
         if self.categories is None:
             return self
         if not self.categories and self.other is None:
@@ -196,14 +200,14 @@ class DatetimeColumn(_Column):
     bins: int | None = Field(default=None, ge=2, le=1024)
 
     @model_validator(mode="after")
-    def _bounds(self) -> "DatetimeColumn":
+    def _bounds(self) -> DatetimeColumn:
         if self.lower >= self.upper:
             raise ValueError("lower must be earlier than upper")
         return self
 
 
 Column = Annotated[
-    Union[NumericalColumn, CategoricalColumn, BooleanColumn, DatetimeColumn],
+    NumericalColumn | CategoricalColumn | BooleanColumn | DatetimeColumn,
     Field(discriminator="type"),
 ]
 
@@ -213,5 +217,3 @@ class Schema(_Model):
     sdv_metadata: Path | None = Field(
         default=None, description="SDV metadata JSON giving the column types (optional)"
     )
-
-

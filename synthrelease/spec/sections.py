@@ -27,14 +27,17 @@ class Privacy(_Model):
     )
     seed: int | None = None
     domain_share: float | None = Field(
-        default=None, gt=0, le=0.5, allow_inf_nan=False,
+        default=None,
+        gt=0,
+        le=0.5,
+        allow_inf_nan=False,
         description="opt-in: share of this release's budget spent on DP estimates of the "
         "bounds/categories the schema leaves undeclared (one budget line per column); "
         "without it every domain must be declared",
     )
 
     @model_validator(mode="after")
-    def _fits(self) -> "Privacy":
+    def _fits(self) -> Privacy:
         if self.epsilon > self.budget.epsilon:
             raise ValueError("epsilon is larger than the table's lifetime budget epsilon")
         if self.delta > self.budget.delta:
@@ -89,14 +92,18 @@ class Holdout(_Model):
     source: Source | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "Holdout":
+    def _one_of(self) -> Holdout:
         if self.source is not None and "fraction" in self.model_fields_set:
             raise ValueError("give either 'fraction' or 'source', not both")
         return self
 
 
 class Gate(_Model):
-    """Thresholds of the release gate. Every check fails closed."""
+    """Thresholds of the release gate. Every check fails closed.
+
+    One ``max_<figure>``/``min_<figure>`` field per gated figure that a check of
+    ``validators/checks/`` declares, with the declared default (this base layer cannot
+    import that registry; ``tests/test_check_registry.py`` keeps the two in step)."""
 
     max_tvd_1way: float = Field(default=0.1, gt=0, le=1)
     max_tvd_2way: float = Field(default=0.2, gt=0, le=1)
@@ -111,7 +118,9 @@ class Gate(_Model):
     expectations: bool = Field(default=True, description="the GX suite must pass")
     # -- issue 5: the complete validation stage (validators/, see validators/gate.py) --
     max_tvd_3way: float = Field(
-        default=0.5, gt=0, le=1,
+        default=0.5,
+        gt=0,
+        le=1,
         description="loose by default: 3-way marginals of a small holdout are mostly "
         "sampling noise (a 240-row holdout scores ~0.4 even against the truth); tighten it "
         "for large tables (Adult, MST at epsilon 1: ~0.12)",
@@ -123,19 +132,25 @@ class Gate(_Model):
         default=0.9, ge=0, le=1, description="SDMetrics DiagnosticReport score (holdout)"
     )
     max_tstr_gap: float = Field(
-        default=0.15, ge=0, le=1,
+        default=0.15,
+        ge=0,
+        le=1,
         description="train-real minus train-synthetic score on the holdout (AUC, macro-F1 "
         "or R2) of a gradient-boosting model for `target`; checked only with a target",
     )
     max_near_copy_excess: float = Field(default=0.05, ge=0, le=1)
     max_dcr_train_share: float = Field(
-        default=0.6, gt=0, le=1,
+        default=0.6,
+        gt=0,
+        le=1,
         description="share of synthetic rows closer to the training rows than to the "
         "holdout rows (same-size samples); about 0.5 without memorisation",
     )
     max_nndr_train_share: float = Field(default=0.6, gt=0, le=1)
     max_mia_auc: float = Field(
-        default=0.6, gt=0, le=1,
+        default=0.6,
+        gt=0,
+        le=1,
         description="AUC of the membership-inference attack (its 95% bootstrap interval is "
         "in the internal report); 0.5 is no signal",
     )
@@ -149,13 +164,17 @@ class Gate(_Model):
         default=0.1, ge=0, le=1, description="residual risk, pooled over the columns"
     )
     sample_rows: int = Field(
-        default=10_000, ge=100, le=10_000_000,
+        default=10_000,
+        ge=100,
+        le=10_000_000,
         description="rows per table for SDMetrics, TSTR and the distance-based checks "
         "(marginal TVDs and exact copies use max(this, 50000)); larger tables are "
         "subsampled (seeded)",
     )
     attack_rows: int = Field(
-        default=2_000, ge=50, le=1_000_000,
+        default=2_000,
+        ge=50,
+        le=1_000_000,
         description="synthetic rows compared by DCR/NNDR, and targets per privacy attack",
     )
     publish_figures: bool = Field(
@@ -180,7 +199,9 @@ class Retention(_Model):
     """How many versions of a dataset the store keeps (the newest; the latest always)."""
 
     keep_last: int | None = Field(
-        default=None, ge=1, le=10_000,
+        default=None,
+        ge=1,
+        le=10_000,
         description="keep the newest N versions, delete older ones after each publish "
         "(recorded in the dataset's history); default: keep every version",
     )
@@ -262,7 +283,7 @@ class DownstreamModel(_Model):
         return value
 
     @model_validator(mode="after")
-    def _algorithm(self) -> "DownstreamModel":
+    def _algorithm(self) -> DownstreamModel:
         if self.algorithm not in MODEL_KINDS[self.kind]:
             raise ValueError(
                 f"algorithm {self.algorithm!r} does not make a {self.kind}; use one of "
@@ -271,15 +292,18 @@ class DownstreamModel(_Model):
         allowed = MODEL_PARAMS[self.algorithm]
         for key, value in self.params.items():
             if key not in allowed:
-                raise ValueError(f"unknown parameter {key!r} for {self.algorithm} "
-                                 f"(known: {', '.join(allowed)})")
+                raise ValueError(
+                    f"unknown parameter {key!r} for {self.algorithm} (known: {', '.join(allowed)})"
+                )
             kind, lower, upper = allowed[key]
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or (
-                kind is int and not float(value).is_integer()
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or (kind is int and not float(value).is_integer())
             ):
-                raise ValueError(f"parameter {key!r} must be a{'n integer' if kind is int else ' number'}")
+                raise ValueError(
+                    f"parameter {key!r} must be a{'n integer' if kind is int else ' number'}"
+                )
             if not (lower <= float(value) <= upper):
                 raise ValueError(f"parameter {key!r} must be between {lower:g} and {upper:g}")
         return self
-
-

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -31,12 +31,10 @@ class SqlSource(_Model):
     query: str | None = None
 
     @model_validator(mode="after")
-    def _one_of(self) -> "SqlSource":
+    def _one_of(self) -> SqlSource:
         if (self.table is None) == (self.query is None):
             raise ValueError("give exactly one of 'table' or 'query'")
         return self
 
 
-Source = Annotated[Union[CsvSource, ParquetSource, SqlSource], Field(discriminator="kind")]
-
-
+Source = Annotated[CsvSource | ParquetSource | SqlSource, Field(discriminator="kind")]

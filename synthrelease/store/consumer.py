@@ -9,20 +9,16 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from synthrelease.errors import ReleaseNotFoundError
-from synthrelease.store import MANIFEST
-
-if TYPE_CHECKING:  # pragma: no cover
-    from synthrelease.models.runtime import ReleasedModel
-    from synthrelease.store import ReleaseStore
+from synthrelease.models.runtime import ReleasedModel
+from synthrelease.store.files import MANIFEST, StoreFiles
 
 
 def pull(
-    store: "ReleaseStore", dataset: str, version: str, dest: Path, *, allow_withdrawn: bool = False
+    store: StoreFiles, dataset: str, version: str, dest: Path, *, allow_withdrawn: bool = False
 ) -> Path:
     """Copy a verified release into ``dest/<dataset>/<version>/`` (all or nothing)."""
     version = store.resolve(dataset, version, allow_withdrawn=allow_withdrawn)
@@ -38,8 +34,12 @@ def pull(
 
 
 def load_table(
-    store: "ReleaseStore", dataset: str, version: str = "latest", *,
-    allow_withdrawn: bool = False, table: str | None = None,
+    store: StoreFiles,
+    dataset: str,
+    version: str = "latest",
+    *,
+    allow_withdrawn: bool = False,
+    table: str | None = None,
 ) -> pd.DataFrame:
     """The release's (first) synthetic table, hash-verified."""
     version = store.resolve(dataset, version, allow_withdrawn=allow_withdrawn)
@@ -51,12 +51,14 @@ def load_table(
 
 
 def load_model(
-    store: "ReleaseStore", dataset: str, model: str | None = None, version: str = "latest", *,
+    store: StoreFiles,
+    dataset: str,
+    model: str | None = None,
+    version: str = "latest",
+    *,
     allow_withdrawn: bool = False,
-) -> "ReleasedModel":
+) -> ReleasedModel:
     """A published model (hash-verified) as a :class:`ReleasedModel` (onnxruntime)."""
-    from synthrelease.models.runtime import ReleasedModel
-
     version = store.resolve(dataset, version, allow_withdrawn=allow_withdrawn)
     manifest = store.manifest(dataset, version)
     models = {m["name"]: m for m in manifest.get("models", [])}

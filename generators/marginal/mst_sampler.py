@@ -1,24 +1,23 @@
-"""The tree-shaped graphical model MST estimates: sampler, stored form, exact inference.
+"""The fitted tree MST releases (:class:`TreeModel`): its sampler and its stored form.
 
 Reads no sensitive rows: a :class:`TreeModel` holds only post-processing of noisy (DP)
-measurements. Sampling uses the caller's
-``numpy.random.Generator`` (never the global one, unlike ``mbi``'s own
-``synthetic_data``), so a saved and re-loaded model draws identical rows from the same
+measurements. Sampling uses the caller's ``numpy.random.Generator`` (never the global
+one, unlike ``mbi``'s own ``synthetic_data``), so a saved and re-loaded model draws identical rows from the same
 generator state. Stored form: JSON metadata plus plain float/int arrays (no pickle).
 """
 
 from __future__ import annotations
 
-import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-
-logger = logging.getLogger(__name__)
+from synthrelease.generators.marginal.compress import decompress
+from synthrelease.generators.marginal.sampling import draw
 
 
 @dataclass(frozen=True)
@@ -46,11 +45,11 @@ class TreeModel:
         d = len(self.sizes)
         out = np.empty((d, num_rows), dtype=np.int64)
         compressed = np.empty((d, num_rows), dtype=np.int64)
-        compressed[0] = _draw(np.zeros(num_rows, dtype=np.int64), self.one_way[0][None, :], rng)
+        compressed[0] = draw(np.zeros(num_rows, dtype=np.int64), self.one_way[0][None, :], rng)
         for parent, child, joint in self._steps():
-            compressed[child] = _draw(compressed[parent], joint, rng)
+            compressed[child] = draw(compressed[parent], joint, rng)
         for i in range(d):
-            out[i] = _decompress(compressed[i], self.maps[i], rng)
+            out[i] = decompress(compressed[i], self.maps[i], rng)
         return out
 
     def _steps(self) -> list[tuple[int, int, np.ndarray]]:
@@ -90,7 +89,7 @@ class TreeModel:
         return meta, arrays
 
     @classmethod
-    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "TreeModel":
+    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> TreeModel:
         try:
             d, n_edges, n_cliques = len(meta["sizes"]), len(meta["edges"]), len(meta["cliques"])
             model = cls(
@@ -116,101 +115,18 @@ class TreeModel:
         sizes = self.sizes
         ok = (
             len(self.maps) == len(self.one_way) == len(sizes)
-            and all(m.ndim == 1 and m.size and m.min() >= 0 and m.max() + 1 == s
-                    for m, s in zip(self.maps, sizes))
+            and all(
+                m.ndim == 1 and m.size and m.min() >= 0 and m.max() + 1 == s
+                for m, s in zip(self.maps, sizes)
+            )
             and all(p.shape == (s,) for p, s in zip(self.one_way, sizes))
             and len(self.edge_marginals) == len(self.edges)
-            and all(0 <= a < b < len(sizes) and m.shape == (sizes[a], sizes[b])
-                    for (a, b), m in zip(self.edges, self.edge_marginals))
+            and all(
+                0 <= a < b < len(sizes) and m.shape == (sizes[a], sizes[b])
+                for (a, b), m in zip(self.edges, self.edge_marginals)
+            )
             and all(np.isfinite(x).all() for x in (*self.one_way, *self.edge_marginals))
         )
         if not ok:
             raise GeneratorError("the stored MST model is inconsistent")
         self._steps()  # the edges must form a spanning tree
-
-
-def _draw(parents: np.ndarray, joint: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Child codes given parent codes: inverse CDF of P(child | parent) at stratified
-    uniforms (random rank + jitter inside each parent group), fully vectorised."""
-    n = parents.size
-    n_parent, n_child = joint.shape
-    joint = np.maximum(joint, 0.0)
-    row = joint.sum(axis=1, keepdims=True)
-    cond = np.divide(joint, row, out=np.full_like(joint, 1.0 / n_child), where=row > 0)
-    cdf = np.cumsum(cond, axis=1)
-    cdf[:, -1] = 1.0
-    perm = rng.permutation(n)
-    order = perm[np.argsort(parents[perm], kind="stable")]
-    counts = np.bincount(parents, minlength=n_parent)
-    starts = np.cumsum(counts) - counts
-    rank = np.empty(n, dtype=np.int64)
-    rank[order] = np.arange(n) - starts[parents[order]]
-    u = (rank + rng.random(n)) / np.maximum(counts[parents], 1)
-    flat = (cdf + np.arange(n_parent)[:, None]).ravel()
-    child = np.searchsorted(flat, parents + u, side="right") - parents * n_child
-    return np.clip(child, 0, n_child - 1)
-
-
-def _decompress(codes: np.ndarray, mapping: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Compressed -> original codes; the merged cell becomes a uniform pick of its members."""
-    counts = np.bincount(mapping)
-    lookup = np.empty(counts.size, dtype=np.int64)
-    lookup[mapping] = np.arange(mapping.size)  # exact for every unmerged cell
-    out = lookup[codes]
-    for c in np.flatnonzero(counts > 1):
-        hit = np.flatnonzero(codes == c)
-        if hit.size:
-            out[hit] = np.flatnonzero(mapping == c)[rng.integers(0, counts[c], size=hit.size)]
-    return out
-
-
-# --------------------------------------------------------------------------- inference
-def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
-    top = x.max(axis=axis, keepdims=True)
-    return (top + np.log(np.exp(x - top).sum(axis=axis, keepdims=True))).squeeze(axis)
-
-
-def tree_marginals(
-    sizes: Sequence[int],
-    edges: Sequence[tuple[int, int]],
-    log_potentials: Sequence[np.ndarray],
-    total: float,
-) -> list[np.ndarray]:
-    """Exact edge marginals (scaled to ``total``) of a tree-shaped model with log-space
-    pairwise potentials ``log_potentials[k]`` of shape ``(sizes[a], sizes[b])`` for
-    ``edges[k] = (a, b)``: two passes of sum-product message passing, in numpy."""
-    adjacent: dict[int, list[tuple[int, int]]] = {i: [] for i in range(len(sizes))}
-    for k, (a, b) in enumerate(edges):
-        adjacent[a].append((b, k))
-        adjacent[b].append((a, k))
-    order, up = [0], {0: (-1, -1)}
-    for u in order:
-        for v, k in adjacent[u]:
-            if v not in up:
-                up[v] = (u, k)
-                order.append(v)
-    if len(order) != len(sizes) or len(edges) != len(sizes) - 1:
-        raise GeneratorError("the model's edges do not form a spanning tree")
-    message: dict[tuple[int, int], np.ndarray] = {}  # (edge, into node) -> log message
-
-    def into(node: int, skip: int) -> np.ndarray:
-        out = np.zeros(sizes[node])
-        for _, k in adjacent[node]:
-            if k != skip:
-                out = out + message[k, node]
-        return out
-
-    def send(k: int, src: int, dst: int) -> None:
-        table = log_potentials[k] if edges[k][0] == src else log_potentials[k].T
-        message[k, dst] = _logsumexp(table + into(src, k)[:, None], axis=0)
-
-    for v in reversed(order[1:]):
-        send(up[v][1], v, up[v][0])
-    for v in order[1:]:
-        send(up[v][1], up[v][0], v)
-    result = []
-    for k, (a, b) in enumerate(edges):
-        logp = log_potentials[k] + into(a, k)[:, None] + into(b, k)[None, :]
-        p = np.exp(logp - logp.max())
-        result.append(p * (total / p.sum()))
-    return result

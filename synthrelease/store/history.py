@@ -14,49 +14,29 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from synthrelease.errors import StoreError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from synthrelease.store import ReleaseStore
+from synthrelease.store.files import HISTORY, LATEST, MANIFEST, StoreFiles, parse_ref
 
 log = logging.getLogger(__name__)
-HISTORY = "history.json"
 MAX_REASON = 500
 
 
-def read_history(store: "ReleaseStore", dataset: str) -> list[dict[str, Any]]:
-    from synthrelease.store import parse_ref
-
-    parse_ref(dataset)
-    path = store._p(dataset, HISTORY)
-    with store.io("read"):
-        if not store.fs.exists(path):
-            return []
-        raw = store.fs.cat_file(path)
-    try:
-        events = json.loads(raw)["events"]
-    except (ValueError, KeyError, TypeError):
-        raise StoreError(f"the history of {dataset!r} in {store.uri} is unreadable") from None
-    return [e for e in events if isinstance(e, dict)]
-
-
-def _append(store: "ReleaseStore", dataset: str, event: dict[str, Any]) -> None:
-    events = read_history(store, dataset) + [event]
+def _append(store: StoreFiles, dataset: str, event: dict[str, Any]) -> None:
+    events = store.history(dataset) + [event]
     with store.io("write to"):
-        store.write_atomic(store._p(dataset, HISTORY),
-                           json.dumps({"events": events}, indent=2).encode())
+        store.write_atomic(
+            store._p(dataset, HISTORY), json.dumps({"events": events}, indent=2).encode()
+        )
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _delete_version(store: "ReleaseStore", dataset: str, version: str) -> None:
+def _delete_version(store: StoreFiles, dataset: str, version: str) -> None:
     """The manifest first (the version disappears at once), then the files."""
-    from synthrelease.store import MANIFEST
-
     base = store._p(dataset, version)
     with store.io("delete from"):
         if store.fs.exists(f"{base}/{MANIFEST}"):
@@ -65,9 +45,7 @@ def _delete_version(store: "ReleaseStore", dataset: str, version: str) -> None:
             store.fs.rm(base, recursive=True)
 
 
-def _repoint_latest(store: "ReleaseStore", dataset: str) -> str | None:
-    from synthrelease.store import LATEST
-
+def _repoint_latest(store: StoreFiles, dataset: str) -> str | None:
     latest = store.latest(dataset)
     pointer = store._p(dataset, LATEST)
     with store.io("write to"):
@@ -80,11 +58,9 @@ def _repoint_latest(store: "ReleaseStore", dataset: str) -> str | None:
 
 
 def withdraw(
-    store: "ReleaseStore", dataset: str, version: str, *, reason: str, purge: bool = False
+    store: StoreFiles, dataset: str, version: str, *, reason: str, purge: bool = False
 ) -> dict[str, Any]:
     """Withdraw ``dataset@version`` (an explicit version). Returns the logged event."""
-    from synthrelease.store import parse_ref
-
     parse_ref(f"{dataset}@{version}")
     if version == "latest":
         raise StoreError("withdraw needs an explicit version (NAME@VERSION), not 'latest'")
@@ -95,18 +71,22 @@ def withdraw(
         raise StoreError(f"no release {dataset}@{version} in {store.uri}")
     if version in store.withdrawn(dataset):
         raise StoreError(f"{dataset}@{version} is withdrawn already")
-    event = {"event": "withdrawn", "version": version, "at": _now(), "reason": reason,
-             "purged": bool(purge)}
+    event = {
+        "event": "withdrawn",
+        "version": version,
+        "at": _now(),
+        "reason": reason,
+        "purged": bool(purge),
+    }
     _append(store, dataset, event)
     latest = _repoint_latest(store, dataset)
     if purge:
         _delete_version(store, dataset, version)
     log.info("release withdrawn", extra={"release": f"{dataset}@{version}", "latest": latest})
-    store.refresh_catalog()
     return event
 
 
-def apply_retention(store: "ReleaseStore", dataset: str, keep_last: int) -> list[str]:
+def apply_retention(store: StoreFiles, dataset: str, keep_last: int) -> list[str]:
     """Delete all but the newest ``keep_last`` versions (never the latest). Returns them."""
     if keep_last < 1:
         raise StoreError("retention keep_last must be at least 1")
@@ -114,10 +94,20 @@ def apply_retention(store: "ReleaseStore", dataset: str, keep_last: int) -> list
     latest = store.latest(dataset)
     expired = [v for v in versions[: max(len(versions) - keep_last, 0)] if v != latest]
     for version in expired:
-        _append(store, dataset, {"event": "expired", "version": version, "at": _now(),
-                                 "reason": f"retention: keep the newest {keep_last} versions",
-                                 "purged": True})
+        _append(
+            store,
+            dataset,
+            {
+                "event": "expired",
+                "version": version,
+                "at": _now(),
+                "reason": f"retention: keep the newest {keep_last} versions",
+                "purged": True,
+            },
+        )
         _delete_version(store, dataset, version)
     if expired:
-        log.info("retention deleted old versions", extra={"dataset": dataset, "count": len(expired)})
+        log.info(
+            "retention deleted old versions", extra={"dataset": dataset, "count": len(expired)}
+        )
     return expired

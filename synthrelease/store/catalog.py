@@ -11,11 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import html
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
-if TYPE_CHECKING:  # pragma: no cover
-    from synthrelease.store import ReleaseStore
+from synthrelease.manifest import SEEDED_NOISE
+from synthrelease.store.files import CATALOG, StoreFiles
 
 log = logging.getLogger(__name__)
 
@@ -40,24 +40,30 @@ def _link(dataset: str, version: str, rel: str, label: str | None = None) -> str
 
 def _warnings(m: dict[str, Any]) -> list[str]:
     """Plain warnings for a release: seeded (test) noise; metadata read without DP."""
-    from synthrelease.manifest import SEEDED_NOISE
-
     out = []
     if m.get("noise") == SEEDED_NOISE:
         out.append(f"noise: {SEEDED_NOISE}")
     prov = m.get("provenance") or {}
     drafted = [c for c, v in (prov.get("columns") or {}).items() if v.get("domain") == "drafted"]
     if drafted:
-        out.append("NOT DP: domains of " + ", ".join(drafted)
-                   + " read from the rows by spec draft without DP")
+        out.append(
+            "NOT DP: domains of "
+            + ", ".join(drafted)
+            + " read from the rows by spec draft without DP"
+        )
     values = [k for k in ("synthetic_rows", "delta") if prov.get(k) == "drafted"]
     if values:
         out.append("NOT DP: " + ", ".join(values) + " derived from the rows without DP")
     return out
 
 
-def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
-         withdrawn: dict[str, dict[str, Any]]) -> str:
+def _row(
+    store: StoreFiles,
+    dataset: str,
+    version: str,
+    latest: str | None,
+    withdrawn: dict[str, dict[str, Any]],
+) -> str:
     m = store.manifest(dataset, version)
     p = m["privacy"]
     tags = []
@@ -65,8 +71,10 @@ def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
         tags.append('<span class="tag latest">latest</span>')
     if version in withdrawn:
         w = withdrawn[version]
-        tags.append(f'<span class="tag withdrawn">withdrawn {_e(w.get("at", ""))}: '
-                    f'{_e(w.get("reason", ""))}</span>')
+        tags.append(
+            f'<span class="tag withdrawn">withdrawn {_e(w.get("at", ""))}: '
+            f"{_e(w.get('reason', ''))}</span>"
+        )
     files = m.get("files", {})
     sheets = [r for r in files if r.rsplit("/", 1)[-1].lower().startswith("datasheet")]
     docs = [_link(dataset, version, "README.md", "README")] if "README.md" in files else []
@@ -75,12 +83,18 @@ def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
     for x in m.get("models", []):
         card_md = x["card"].rsplit("/", 1)[0] + "/README.md"
         card = card_md if card_md in files else x["card"]
-        models.append(f"{_e(x['name'])} ({_e(x.get('kind', ''))}): "
-                      f"{_link(dataset, version, x['file'], 'ONNX')}, "
-                      f"{_link(dataset, version, card, 'card')}")
+        models.append(
+            f"{_e(x['name'])} ({_e(x.get('kind', ''))}): "
+            f"{_link(dataset, version, x['file'], 'ONNX')}, "
+            f"{_link(dataset, version, card, 'card')}"
+        )
     if m.get("publication", {}).get("generator"):
-        models.append("DP generator: " + ", ".join(
-            _link(dataset, version, r) for r in m["publication"].get("generator_files", [])))
+        models.append(
+            "DP generator: "
+            + ", ".join(
+                _link(dataset, version, r) for r in m["publication"].get("generator_files", [])
+            )
+        )
     tags += [f'<span class="tag warn">{_e(w)}</span>' for w in _warnings(m)]
     checks = m.get("gate", {}).get("checks", [])
     gate = "passed" if m.get("gate", {}).get("passed") else "not passed"
@@ -101,8 +115,8 @@ def _row(store: "ReleaseStore", dataset: str, version: str, latest: str | None,
     )
 
 
-def render_catalog(store: "ReleaseStore") -> str:
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+def render_catalog(store: StoreFiles) -> str:
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -122,24 +136,29 @@ def render_catalog(store: "ReleaseStore") -> str:
     for dataset in datasets:
         latest, withdrawn = store.latest(dataset), store.withdrawn(dataset)
         parts.append(f'<h2 id="{_e(dataset)}">{_e(dataset)}</h2>')
-        parts.append("<table><tr><th>release</th><th>DP guarantee</th><th>generator</th>"
-                     "<th>contents</th><th>gate</th><th>tables</th><th>models</th><th>docs</th></tr>")
+        parts.append(
+            "<table><tr><th>release</th><th>DP guarantee</th><th>generator</th>"
+            "<th>contents</th><th>gate</th><th>tables</th><th>models</th><th>docs</th></tr>"
+        )
         for version in reversed(store.versions(dataset)):
             parts.append(_row(store, dataset, version, latest, withdrawn))
         parts.append("</table>")
         gone = [e for e in store.history(dataset) if e.get("purged")]
         if gone:
-            parts.append('<p class="muted">Deleted versions: ' + "; ".join(
-                f"{_e(e['version'])} ({_e(e['event'])} {_e(e.get('at', ''))}: {_e(e.get('reason', ''))})"
-                for e in gone) + "</p>")
+            parts.append(
+                '<p class="muted">Deleted versions: '
+                + "; ".join(
+                    f"{_e(e['version'])} ({_e(e['event'])} {_e(e.get('at', ''))}: {_e(e.get('reason', ''))})"
+                    for e in gone
+                )
+                + "</p>"
+            )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
 
-def write_catalog(store: "ReleaseStore") -> str:
+def write_catalog(store: StoreFiles) -> str:
     """Render and write ``<root>/index.html`` in one put; returns its path."""
-    from synthrelease.store import CATALOG
-
     text = render_catalog(store).encode()
     path = store._p(CATALOG)
     with store.io("write the catalog to"):

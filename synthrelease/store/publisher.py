@@ -1,4 +1,4 @@
-"""Publishing a release into a :class:`~synthrelease.store.ReleaseStore`.
+"""Publishing a release into a store (:class:`~synthrelease.store.ReleaseStore`).
 
 Order: the leak firewall clears every file (nothing is written before) -> the files are
 uploaded (locally into a staging folder, on object storage in place) -> the manifest is
@@ -15,20 +15,18 @@ import datetime as dt
 import json
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from synthrelease.errors import FirewallError, StoreError
 from synthrelease.firewall import Artifact, Provenance, RowScanPass, inspect_artifacts, sha256_path
-from synthrelease.store import LATEST, MANIFEST, parse_ref, sha256_bytes
-
-if TYPE_CHECKING:  # pragma: no cover
-    from synthrelease.store import ReleaseStore
+from synthrelease.store.files import LATEST, MANIFEST, StoreFiles, parse_ref, sha256_bytes
 
 log = logging.getLogger(__name__)
 
 
 def publish_release(
-    store: "ReleaseStore",
+    store: StoreFiles,
     dataset: str,
     *,
     files: Mapping[str, Artifact],
@@ -38,13 +36,12 @@ def publish_release(
     row_scan: RowScanPass | None = None,
     allow_generator: bool = False,
     version: str | None = None,
-    keep_last: int | None = None,
 ) -> str:
     """Clear ``files`` through the firewall, upload them, write the manifest last.
 
     The manifest gets ``version``, ``release_id``, the sha256 and provenance of every
-    file; ``readme(manifest)``, if given, becomes ``README.md``. Then ``LATEST`` moves,
-    ``keep_last`` (retention) applies and the catalog is regenerated. Returns the version.
+    file; ``readme(manifest)``, if given, becomes ``README.md``. Then ``LATEST`` moves.
+    Returns the version (retention and the catalog follow in ``ReleaseStore.publish``).
     """
     parse_ref(dataset)
     clearance = inspect_artifacts(files, row_scan=row_scan, allow_generator=allow_generator)
@@ -73,14 +70,14 @@ def publish_release(
             _discard(store, staging, final)
             raise
     log.info("release published", extra={"release": f"{dataset}@{version}"})
-    if keep_last is not None:
-        store._best_effort("apply retention", lambda: store.apply_retention(dataset, keep_last))
-    store.refresh_catalog()
     return version
 
 
 def _upload(
-    store: "ReleaseStore", target: str, files: Mapping[str, Artifact], cleared: Mapping[str, str],
+    store: StoreFiles,
+    target: str,
+    files: Mapping[str, Artifact],
+    cleared: Mapping[str, str],
     readme: bytes | None,
 ) -> None:
     store.makedirs(target)
@@ -94,7 +91,7 @@ def _upload(
         store.fs.pipe_file(f"{target}/README.md", readme)
 
 
-def _discard(store: "ReleaseStore", staging: str, final: str) -> None:
+def _discard(store: StoreFiles, staging: str, final: str) -> None:
     """Best effort after a failed publish: the manifest first, so nothing is half-visible."""
     for path in dict.fromkeys((staging, final)):  # final did not exist before: ours
         with contextlib.suppress(Exception):

@@ -1,4 +1,4 @@
-"""The release store: immutable, hashed releases behind an fsspec URI.
+"""The release store's files: immutable, hashed releases behind an fsspec URI.
 
 Backends: a local folder (default) or S3-compatible object storage (``s3://bucket/prefix``
 through s3fs; credentials and endpoint from the standard AWS environment variables,
@@ -14,8 +14,12 @@ last: locally the files are staged under ``<dataset>/.staging-<id>/`` and rename
 place; on object storage (no atomic rename) they are written in place and readers list
 only versions whose manifest exists. ``LATEST`` is replaced in one put. Every file passes
 the leak firewall (:mod:`synthrelease.firewall`) before anything is written
-(:mod:`synthrelease.publisher`); consumers' reads are in :mod:`synthrelease.consumer`.
-This module sees synthetic data and public metadata only.
+(:mod:`synthrelease.store.publisher`); consumers' reads are in
+:mod:`synthrelease.store.consumer`, withdrawals and retention in
+:mod:`synthrelease.store.history`, the catalog in :mod:`synthrelease.store.catalog`;
+:class:`synthrelease.store.ReleaseStore` puts them together. This module is the layer
+they share: paths, I/O, reads (the history log included) and hashes. It sees
+synthetic data and public metadata only.
 """
 
 from __future__ import annotations
@@ -27,27 +31,24 @@ import json
 import logging
 import re
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import Any
 
 import fsspec
-import pandas as pd
 from fsspec.implementations.local import LocalFileSystem
 
 from synthrelease.errors import IntegrityError, ReleaseNotFoundError, StoreError, WithdrawnError
 from synthrelease.firewall import sha256_path
 from synthrelease.spec import NAME_RE
 
-if TYPE_CHECKING:  # pragma: no cover
-    from synthrelease.models.runtime import ReleasedModel
-
 log = logging.getLogger(__name__)
 VERSION_RE = re.compile(r"^\d{8}T\d{6}Z(-\d+)?$")
 MANIFEST = "manifest.json"
 LATEST = "LATEST"
 CATALOG = "index.html"
+HISTORY = "history.json"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -69,7 +70,9 @@ def parse_ref(ref: str) -> tuple[str, str]:
     if not NAME_RE.match(name) or ".." in name:
         raise StoreError(f"invalid release name {name!r}: letters, digits, '_', '-', '.' only")
     if version != "latest" and not VERSION_RE.match(version):
-        raise StoreError(f"invalid release version {version!r}: expected e.g. 20261128T101500Z or 'latest'")
+        raise StoreError(
+            f"invalid release version {version!r}: expected e.g. 20261128T101500Z or 'latest'"
+        )
     return name, version
 
 
@@ -101,13 +104,17 @@ class ReleaseInfo:
     models: tuple[str, ...] = ()
 
 
-class ReleaseStore:
+class StoreFiles:
+    """Paths, I/O and reads of one store (see the module docstring)."""
+
     def __init__(self, uri: str) -> None:
         self.uri = uri
         try:
             self.fs, self.root = fsspec.core.url_to_fs(uri)
         except (ValueError, ImportError) as exc:
-            raise StoreError(f"release store {uri!r} is not usable ({type(exc).__name__})") from None
+            raise StoreError(
+                f"release store {uri!r} is not usable ({type(exc).__name__})"
+            ) from None
         self.root = self.root.rstrip("/")
         self.local = isinstance(self.fs, LocalFileSystem)
         with contextlib.suppress(Exception):
@@ -122,7 +129,9 @@ class ReleaseStore:
         try:
             yield
         except _io_errors() as exc:
-            raise StoreError(f"cannot {what} release store {self.uri!r} ({type(exc).__name__})") from None
+            raise StoreError(
+                f"cannot {what} release store {self.uri!r} ({type(exc).__name__})"
+            ) from None
 
     def makedirs(self, path: str) -> None:
         """Folders exist only locally; on object storage this is a no-op (s3fs would
@@ -142,7 +151,7 @@ class ReleaseStore:
     # ------------------------------------------------------------------ publish
     def next_version(self, dataset: str, created: dt.datetime) -> str:
         parse_ref(dataset)
-        base = created.astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+        base = created.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         version, n = base, 1
         retired = {e.get("version") for e in self.history(dataset)}  # never reuse a name
         with self.io("read"):
@@ -150,43 +159,29 @@ class ReleaseStore:
                 version, n = f"{base}-{n}", n + 1
         return version
 
-    def publish(self, dataset: str, **kwargs: Any) -> str:
-        """Firewall, upload, manifest last, ``LATEST``, retention, catalog: see
-        :func:`synthrelease.publisher.publish_release`. Returns the version."""
-        from synthrelease.publisher import publish_release
-
-        return publish_release(self, dataset, **kwargs)
-
     def _best_effort(self, what: str, fn: Callable[[], Any]) -> None:
         try:
             fn()
-        except Exception as exc:  # noqa: BLE001 - derived state; the release itself is complete
+        except Exception as exc:
             log.warning("could not %s (%s); the release is published", what, type(exc).__name__)
-
-    def refresh_catalog(self) -> None:
-        """Regenerate ``<root>/index.html`` (best effort: it is derived from manifests)."""
-        from synthrelease.catalog import write_catalog
-
-        self._best_effort("regenerate the catalog", lambda: write_catalog(self))
 
     # ------------------------------------------------------------------ lifecycle
     def history(self, dataset: str) -> list[dict[str, Any]]:
-        from synthrelease.history import read_history
-
-        return read_history(self, dataset)
+        """The dataset's withdrawals and expiries (``history.json``), oldest first."""
+        parse_ref(dataset)
+        path = self._p(dataset, HISTORY)
+        with self.io("read"):
+            if not self.fs.exists(path):
+                return []
+            raw = self.fs.cat_file(path)
+        try:
+            events = json.loads(raw)["events"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreError(f"the history of {dataset!r} in {self.uri} is unreadable") from None
+        return [e for e in events if isinstance(e, dict)]
 
     def withdrawn(self, dataset: str) -> dict[str, dict[str, Any]]:
         return {e["version"]: e for e in self.history(dataset) if e.get("event") == "withdrawn"}
-
-    def withdraw(self, dataset: str, version: str, *, reason: str, purge: bool = False) -> dict[str, Any]:
-        from synthrelease.history import withdraw
-
-        return withdraw(self, dataset, version, reason=reason, purge=purge)
-
-    def apply_retention(self, dataset: str, keep_last: int) -> list[str]:
-        from synthrelease.history import apply_retention
-
-        return apply_retention(self, dataset, keep_last)
 
     # ------------------------------------------------------------------ read
     def datasets(self) -> list[str]:
@@ -194,8 +189,11 @@ class ReleaseStore:
             if not self.fs.exists(self.root):
                 return []
             names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(self.root, detail=False)]
-        return sorted(n for n in names
-                      if NAME_RE.match(n) and ".." not in n and n != CATALOG and self.versions(n))
+        return sorted(
+            n
+            for n in names
+            if NAME_RE.match(n) and ".." not in n and n != CATALOG and self.versions(n)
+        )
 
     def versions(self, dataset: str) -> list[str]:
         """Visible versions (those with a manifest), oldest first."""
@@ -205,7 +203,9 @@ class ReleaseStore:
             if not self.fs.isdir(base):
                 return []
             names = [p.rstrip("/").rsplit("/", 1)[-1] for p in self.fs.ls(base, detail=False)]
-            out = [n for n in names if VERSION_RE.match(n) and self.fs.exists(f"{base}/{n}/{MANIFEST}")]
+            out = [
+                n for n in names if VERSION_RE.match(n) and self.fs.exists(f"{base}/{n}/{MANIFEST}")
+            ]
         return sorted(out, key=version_key)
 
     def latest(self, dataset: str) -> str | None:
@@ -216,13 +216,18 @@ class ReleaseStore:
             pointer = self._p(dataset, LATEST)
             if self.fs.exists(pointer):
                 named = self.fs.cat_file(pointer).decode(errors="replace").strip()
-                if (VERSION_RE.match(named) and named not in withdrawn
-                        and self.fs.exists(self._p(dataset, named, MANIFEST))):
+                if (
+                    VERSION_RE.match(named)
+                    and named not in withdrawn
+                    and self.fs.exists(self._p(dataset, named, MANIFEST))
+                ):
                     return named
         live = [v for v in self.versions(dataset) if v not in withdrawn]
         return live[-1] if live else None
 
-    def resolve(self, dataset: str, version: str = "latest", *, allow_withdrawn: bool = True) -> str:
+    def resolve(
+        self, dataset: str, version: str = "latest", *, allow_withdrawn: bool = True
+    ) -> str:
         parse_ref(dataset)
         if version == "latest":
             latest = self.latest(dataset)
@@ -262,10 +267,15 @@ class ReleaseStore:
                 m = self.manifest(dataset, version)
                 out.append(
                     ReleaseInfo(
-                        dataset=dataset, version=version, created=m.get("created", ""),
-                        epsilon=float(m["privacy"]["epsilon"]), delta=float(m["privacy"]["delta"]),
-                        generator=m["generator"]["name"], rows=int(m.get("synthetic_rows", 0)),
-                        latest=version == latest, withdrawn=version in withdrawn,
+                        dataset=dataset,
+                        version=version,
+                        created=m.get("created", ""),
+                        epsilon=float(m["privacy"]["epsilon"]),
+                        delta=float(m["privacy"]["delta"]),
+                        generator=m["generator"]["name"],
+                        rows=int(m.get("synthetic_rows", 0)),
+                        latest=version == latest,
+                        withdrawn=version in withdrawn,
                         models=tuple(x["name"] for x in m.get("models", [])),
                     )
                 )
@@ -282,7 +292,9 @@ class ReleaseStore:
         except FileNotFoundError:
             raise IntegrityError(f"{dataset}@{version}: {rel} is missing") from None
         except _io_errors() as exc:
-            raise StoreError(f"cannot read release store {self.uri!r} ({type(exc).__name__})") from None
+            raise StoreError(
+                f"cannot read release store {self.uri!r} ({type(exc).__name__})"
+            ) from None
         if sha256_bytes(data) != expected:
             raise IntegrityError(
                 f"{dataset}@{manifest['version']}: {rel} does not match its manifest hash "
@@ -298,21 +310,3 @@ class ReleaseStore:
                 raise IntegrityError(f"{dataset}@{manifest['version']}: {rel} has no provenance")
             self.read_verified(dataset, manifest["version"], rel)
         return manifest["files"]
-
-    # ------------------------------------------------------------------ consumers
-    def pull(self, dataset: str, version: str, dest: Path, *, allow_withdrawn: bool = False) -> Path:
-        from synthrelease.consumer import pull
-
-        return pull(self, dataset, version, dest, allow_withdrawn=allow_withdrawn)
-
-    def load_table(self, dataset: str, version: str = "latest", *, allow_withdrawn: bool = False,
-                   table: str | None = None) -> pd.DataFrame:
-        from synthrelease.consumer import load_table
-
-        return load_table(self, dataset, version, allow_withdrawn=allow_withdrawn, table=table)
-
-    def load_model(self, dataset: str, model: str | None = None, version: str = "latest", *,
-                   allow_withdrawn: bool = False) -> "ReleasedModel":
-        from synthrelease.consumer import load_model
-
-        return load_model(self, dataset, model, version, allow_withdrawn=allow_withdrawn)

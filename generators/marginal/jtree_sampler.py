@@ -1,26 +1,29 @@
-"""A fitted junction-tree model: sampler with the caller's rng, stored form, queries.
+"""The fitted junction-tree model AIM releases (:class:`GraphicalModel`): its sampler
+with the caller's rng, its stored form, marginal queries.
 
 Reads no sensitive rows: it holds the normalised clique marginals of a model estimated
 from DP measurements (post-processing), over a compressed domain, plus the maps back
 to the original codes. Sampling is ancestral along the junction tree (root clique
 first, then each clique given its separator) with the stratified draws of
-:func:`~synthrelease.generators.marginal.mst_model._draw`, using only the ``numpy.random.Generator``
-it is given (mbi's ``synthetic_data`` uses the global ``np.random``). Stored form: JSON
-metadata plus float/int arrays (no pickle).
+:func:`~synthrelease.generators.marginal.sampling.draw`, using only the
+``numpy.random.Generator`` it is given (mbi's ``synthetic_data`` uses the global
+``np.random``). Stored form: JSON metadata plus float/int arrays (no pickle).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
-from synthrelease.generators.marginal.graphical import Beliefs
+from synthrelease.generators.marginal.beliefs import Beliefs
+from synthrelease.generators.marginal.compress import decompress
 from synthrelease.generators.marginal.jtree import JunctionTree
-from synthrelease.generators.marginal.mst_model import _decompress, _draw
+from synthrelease.generators.marginal.sampling import draw
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,21 @@ class GraphicalModel:
     total: float
 
     @classmethod
-    def from_beliefs(cls, beliefs: Beliefs, maps: Sequence[np.ndarray],
-                     measured: Sequence[tuple[int, ...]], total: float) -> "GraphicalModel":
+    def from_beliefs(
+        cls,
+        beliefs: Beliefs,
+        maps: Sequence[np.ndarray],
+        measured: Sequence[tuple[int, ...]],
+        total: float,
+    ) -> GraphicalModel:
         tables = tuple(np.maximum(np.asarray(t, float), 0.0) for t in beliefs.tables)
-        model = cls(beliefs.tree, tables, tuple(np.asarray(m, np.int64) for m in maps),
-                    tuple(tuple(c) for c in measured), float(total))
+        model = cls(
+            beliefs.tree,
+            tables,
+            tuple(np.asarray(m, np.int64) for m in maps),
+            tuple(tuple(c) for c in measured),
+            float(total),
+        )
         model._validate()
         return model
 
@@ -62,16 +75,17 @@ class GraphicalModel:
             n_sep = math.prod(sizes[a] for a in sep)
             joint = np.transpose(table, perm).reshape(n_sep, -1)
             if sep:
-                parents = np.ravel_multi_index(tuple(compressed[a] for a in sep),
-                                               tuple(sizes[a] for a in sep))
+                parents = np.ravel_multi_index(
+                    tuple(compressed[a] for a in sep), tuple(sizes[a] for a in sep)
+                )
             else:
                 parents = np.zeros(num_rows, dtype=np.int64)
-            child = _draw(parents, joint, rng)
+            child = draw(parents, joint, rng)
             for a, codes in zip(rest, np.unravel_index(child, tuple(sizes[a] for a in rest))):
                 compressed[a] = codes
         out = np.empty_like(compressed)
         for i in range(d):
-            out[i] = _decompress(compressed[i], self.maps[i], rng)
+            out[i] = decompress(compressed[i], self.maps[i], rng)
         return out
 
     # ------------------------------------------------------------------ storage
@@ -89,12 +103,18 @@ class GraphicalModel:
         return meta, arrays
 
     @classmethod
-    def from_state(cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> "GraphicalModel":
+    def from_state(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> GraphicalModel:
         try:
             sizes = tuple(int(s) for s in meta["sizes"])
             cliques = tuple(tuple(int(a) for a in c) for c in meta["cliques"])
-            tree = JunctionTree(sizes, cliques, tuple(int(p) for p in meta["parent"]),
-                                tuple(int(k) for k in meta["order"]))
+            tree = JunctionTree(
+                sizes,
+                cliques,
+                tuple(int(p) for p in meta["parent"]),
+                tuple(int(k) for k in meta["order"]),
+            )
             model = cls(
                 tree=tree,
                 tables=tuple(np.asarray(arrays[f"table_{k}"], float) for k in range(len(cliques))),
@@ -112,12 +132,16 @@ class GraphicalModel:
         n = len(jt.cliques)
         ok = (
             len(self.maps) == len(sizes)
-            and all(m.ndim == 1 and m.size and m.min() >= 0 and m.max() + 1 == s
-                    for m, s in zip(self.maps, sizes))
+            and all(
+                m.ndim == 1 and m.size and m.min() >= 0 and m.max() + 1 == s
+                for m, s in zip(self.maps, sizes)
+            )
             and len(self.tables) == len(jt.parent) == n
             and sorted(jt.order) == list(range(n))
-            and all(tuple(sorted(set(c))) == c and all(0 <= a < len(sizes) for a in c)
-                    for c in jt.cliques)
+            and all(
+                tuple(sorted(set(c))) == c and all(0 <= a < len(sizes) for a in c)
+                for c in jt.cliques
+            )
             and {a for c in jt.cliques for a in c} == set(range(len(sizes)))
             and all(t.shape == tuple(sizes[a] for a in c) for t, c in zip(self.tables, jt.cliques))
             and all(np.isfinite(t).all() and (t >= 0).all() and t.sum() > 0 for t in self.tables)
