@@ -16,9 +16,11 @@ Deployed by ``prefect.yaml`` (entrypoint ``flows/release.py:release``); run loca
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
-from prefect import flow, task
+from prefect import Task, flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import wait
@@ -27,18 +29,25 @@ from synthrelease import run
 from synthrelease.errors import SynthReleaseError
 from synthrelease.pipeline import ReleaseSummary
 
-PRIVATE = dict(cache_policy=NO_CACHE, persist_result=False, log_prints=False)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _private(name: str, step: Callable[P, R]) -> Task[P, R]:
+    """A step as a task with caching, result persistence and print capture off."""
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False, log_prints=False)(step)
+
 
 # Each step function of synthrelease.run, wrapped as a task once.
-reserve = task(name="reserve", **PRIVATE)(run.reserve)
-train = task(name="train", **PRIVATE)(run.train)
-sample = task(name="sample", **PRIVATE)(run.sample)
-check = task(name="check", **PRIVATE)(run.check)
-check_part = task(name="check-part", **PRIVATE)(run.check_part)
-merge_checks = task(name="merge-checks", **PRIVATE)(run.merge_checks)
-gate = task(name="gate", **PRIVATE)(run.gate)
-publish = task(name="publish", **PRIVATE)(run.publish)
-finish = task(name="finish", **PRIVATE)(run.finish)
+reserve = _private("reserve", run.reserve)
+train = _private("train", run.train)
+sample = _private("sample", run.sample)
+check = _private("check", run.check)
+check_part = _private("check-part", run.check_part)
+merge_checks = _private("merge-checks", run.merge_checks)
+gate = _private("gate", run.gate)
+publish = _private("publish", run.publish)
+finish = _private("finish", run.finish)
 
 
 def release_run(spec_path: str, *, parallel_checks: bool) -> ReleaseSummary:

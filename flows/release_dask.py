@@ -27,7 +27,7 @@ from synthrelease.pipeline import ReleaseSummary
     persist_result=False,
     log_prints=False,
     validate_parameters=True,
-    task_runner=dask_runner(),
+    task_runner=dask_runner(),  # type: ignore[arg-type]  # prefect-dask's runner is generic over its own future type
 )
 def release_dask(spec_path: str) -> ReleaseSummary:
     """Release one table, validating on Dask (see the module docstring)."""

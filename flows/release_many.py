@@ -36,7 +36,11 @@ def dask_runner(*, workers: int = 2, address: str | None = None) -> DaskTaskRunn
     )
 
 
-@flow(name="release-many", persist_result=False, task_runner=dask_runner())
+@flow(
+    name="release-many",
+    persist_result=False,
+    task_runner=dask_runner(),  # type: ignore[arg-type]  # prefect-dask's runner is generic over its own future type
+)
 def release_many(spec_paths: list[str]) -> list[ReleaseSummary]:
     """Release every spec; raises if any failed (the others still complete)."""
     futures = [release_table.submit(p) for p in spec_paths]

@@ -157,7 +157,9 @@ class DPGenerator(ABC):
             "state": meta,
         }
         (path / META_FILE).write_text(json.dumps(doc, indent=2))
-        np.savez_compressed(path / ARRAYS_FILE, **arrays)
+        # numeric arrays only: an object array (a pickle) is refused here, and load()
+        # reads with allow_pickle=False too
+        np.savez_compressed(path / ARRAYS_FILE, allow_pickle=False, **arrays)
         logger.info("saved generator %s to %s", self.name, path)
         return path
 

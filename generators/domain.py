@@ -19,6 +19,7 @@ from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.spec import (
     BooleanColumn,
     CategoricalColumn,
+    Column,
     DatetimeColumn,
     NumericalColumn,
 )
@@ -26,12 +27,20 @@ from synthrelease.spec import (
 DEFAULT_BINS = 32
 
 
+def declared_bounds(spec: NumericalColumn) -> tuple[float, float]:
+    """The declared ``(lower, upper)`` of a numerical column (an undeclared bound is
+    refused: only the dpsgd generator estimates those, before it builds a domain)."""
+    if spec.lower is None or spec.upper is None:
+        raise GeneratorError("a numerical column's bounds are not declared; this step needs them")
+    return float(spec.lower), float(spec.upper)
+
+
 @dataclass(frozen=True)
 class ColumnCoder:
     """Encodes one column to integer codes ``0..size-1`` and decodes them back."""
 
     name: str
-    spec: object
+    spec: Column
     bins: int  # number of non-null codes
 
     @property
@@ -47,18 +56,17 @@ class ColumnCoder:
         s = self.spec
         if isinstance(s, DatetimeColumn):
             return float(pd.Timestamp(s.lower).value), float(pd.Timestamp(s.upper).value)
-        return float(s.lower), float(s.upper)
+        if isinstance(s, NumericalColumn):
+            return declared_bounds(s)
+        raise GeneratorError(f"column {self.name!r}: a {s.type} column has no bounds")
 
     def _integer_steps(self) -> bool:
         """Integer columns with a small range get one code per value."""
         s = self.spec
-        return (
-            isinstance(s, NumericalColumn)
-            and getattr(s, "edges", None) is None
-            and s.integer
-            and float(s.lower).is_integer()
-            and int(np.floor(s.upper) - s.lower + 1) == self.bins
-        )
+        if not (isinstance(s, NumericalColumn) and s.edges is None and s.integer):
+            return False
+        lower, upper = declared_bounds(s)
+        return lower.is_integer() and int(np.floor(upper) - lower + 1) == self.bins
 
     def _fail(self, what: str) -> SchemaMismatchError:
         return SchemaMismatchError(f"column {self.name!r}: {what}")
@@ -156,7 +164,7 @@ class ColumnCoder:
             return out.rename(self.name)
         lo, hi = self._numeric_bounds()
         edges = self._edges()
-        if edges is not None:
+        if edges is not None and isinstance(s, NumericalColumn):
             out = pd.Series(
                 self._decode_edges(k, edges, rng, integer=s.integer),
                 dtype="Int64" if s.integer else float,
@@ -191,7 +199,7 @@ class ColumnCoder:
 class Discretiser:
     """All columns of a schema: the public domain a marginal method works on."""
 
-    def __init__(self, columns: Mapping[str, object], *, default_bins: int = DEFAULT_BINS):
+    def __init__(self, columns: Mapping[str, Column], *, default_bins: int = DEFAULT_BINS) -> None:
         self.coders: dict[str, ColumnCoder] = {}
         for name, spec in columns.items():
             if not getattr(spec, "declared", True):
@@ -220,16 +228,18 @@ class Discretiser:
         return pd.DataFrame({n: c.decode(codes[n].to_numpy(), rng) for n, c in self.coders.items()})
 
 
-def _bins_for(spec: object, default_bins: int) -> int:
+def _bins_for(spec: Column, default_bins: int) -> int:
     if isinstance(spec, CategoricalColumn):
         return len(spec.labels)
     if isinstance(spec, BooleanColumn):
         return 2
-    if getattr(spec, "edges", None) is not None:
+    if isinstance(spec, NumericalColumn) and spec.edges is not None:
         return len(spec.edges) + 1
-    bins = getattr(spec, "bins", None) or default_bins
-    if isinstance(spec, NumericalColumn) and spec.integer and float(spec.lower).is_integer():
-        span = int(np.floor(spec.upper) - spec.lower + 1)
-        if span <= bins:
-            return span
+    bins = spec.bins or default_bins
+    if isinstance(spec, NumericalColumn) and spec.integer:
+        lower, upper = declared_bounds(spec)
+        if lower.is_integer():
+            span = int(np.floor(upper) - lower + 1)
+            if span <= bins:
+                return span
     return bins

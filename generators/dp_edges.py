@@ -19,49 +19,57 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine
-from synthrelease.generators.domain import ColumnCoder
+from synthrelease.generators.domain import ColumnCoder, declared_bounds
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.spec import NumericalColumn
+from synthrelease.spec import Column, NumericalColumn
 
 GRID = 1024
 _MARGIN = 1e-12
 
 
-def check_columns(columns: Mapping[str, Any], names: Sequence[str]) -> None:
+def numerical(columns: Mapping[str, Column], name: str) -> NumericalColumn:
+    """Column ``name``, which must be a numerical column of ``columns``."""
+    spec = columns.get(name)
+    if not isinstance(spec, NumericalColumn):
+        raise GeneratorError(
+            f"quantile_edges: column {name!r} is not a numerical column of the schema"
+        )
+    return spec
+
+
+def check_columns(columns: Mapping[str, Column], names: Sequence[str]) -> None:
     """Every listed column must be a declared numerical column."""
     for name in names:
-        spec = columns.get(name)
-        if not isinstance(spec, NumericalColumn):
-            raise GeneratorError(
-                f"quantile_edges: column {name!r} is not a numerical column of the schema"
-            )
+        spec = numerical(columns, name)
         if spec.edges is not None:
             raise GeneratorError(f"quantile_edges: column {name!r} already declares its edges")
 
 
-def grid_columns(columns: Mapping[str, Any], names: Sequence[str]) -> dict[str, NumericalColumn]:
+def grid_columns(columns: Mapping[str, Column], names: Sequence[str]) -> dict[str, NumericalColumn]:
     """The listed columns re-declared on the fine uniform grid (public: bounds only)."""
-    return {n: columns[n].model_copy(update={"bins": GRID, "edges": None}) for n in names}
+    return {
+        n: numerical(columns, n).model_copy(update={"bins": GRID, "edges": None}) for n in names
+    }
 
 
 def grid_boundaries(name: str, spec: NumericalColumn) -> np.ndarray:
     """Upper boundary of each fine-grid cell of ``spec`` (as encoded by ColumnCoder)."""
     coder = ColumnCoder(name, spec, _grid_bins(spec))
-    lo, hi = float(spec.lower), float(spec.upper)
+    lo, hi = declared_bounds(spec)
     if coder._integer_steps():
         return lo + np.arange(1, coder.bins + 1, dtype=float)
     return lo + (hi - lo) * np.arange(1, coder.bins + 1, dtype=float) / coder.bins
 
 
 def _grid_bins(spec: NumericalColumn) -> int:
-    if spec.integer and float(spec.lower).is_integer():
-        span = int(math.floor(spec.upper) - spec.lower + 1)
+    lower, upper = declared_bounds(spec)
+    if spec.integer and lower.is_integer():
+        span = int(math.floor(upper) - lower + 1)
         if span <= GRID:
             return span
     return GRID
@@ -87,7 +95,7 @@ def noisy_edges(
     used only through the Gaussian noise added here)."""
     noisy = np.maximum(counts + noise.normal(sigma, counts.size), 0.0)
     mass = float(noisy.sum())
-    lo, hi = float(spec.lower), float(spec.upper)
+    lo, hi = declared_bounds(spec)
     if mass <= 0:
         return tuple(lo + (hi - lo) * k / bins for k in range(1, bins))
     cdf = np.cumsum(noisy) / mass

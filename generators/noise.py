@@ -28,6 +28,9 @@ from synthrelease.spec import Privacy
 logger = logging.getLogger(__name__)
 
 _TWO_53 = float(2**53)
+# A seeded noise source is refused by every entry point (run, flows, spec draft --dp)
+# unless this environment variable is "1": the environment says it is a test.
+TEST_NOISE_ENV = "SYNTHRELEASE_TEST_NOISE"
 Size = int | tuple[int, ...]
 
 

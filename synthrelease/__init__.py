@@ -19,9 +19,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
     from synthrelease.models.runtime import ReleasedModel
+    from synthrelease.store import ReleaseStore
 
 
-def _store(store: str | None):
+def _store(store: str | None) -> ReleaseStore:
     from synthrelease.store import ReleaseStore
 
     return ReleaseStore(store or os.environ.get("SYNTHRELEASE_STORE", "releases"))

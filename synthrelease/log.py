@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 _STANDARD = set(vars(logging.LogRecord("x", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -32,12 +33,12 @@ class KeyValueFormatter(logging.Formatter):
 class _StderrHandler(logging.StreamHandler):
     """Writes to whatever ``sys.stderr`` is at emit time (it may be swapped or captured)."""
 
-    @property  # type: ignore[override]
-    def stream(self):
+    @property
+    def stream(self) -> TextIO:
         return sys.stderr
 
     @stream.setter
-    def stream(self, _value) -> None:
+    def stream(self, _value: TextIO) -> None:
         pass
 
 
@@ -94,7 +95,14 @@ class _Catch(logging.Handler):
         pass
 
 
-_active = {"count": 0, "propagate": False}
+class _Active:
+    """How many private channels are open (threads), and the logger's own propagate."""
+
+    count = 0
+    propagate = False
+
+
+_active = _Active()
 _active_lock = threading.Lock()
 
 
@@ -109,13 +117,13 @@ def private_channel(folder: Path) -> Iterator[Path]:
     logger = logging.getLogger("synthrelease")
     token = _private_path.set(path)
     with _active_lock:
-        if _active["count"] == 0:
-            _active["propagate"] = logger.propagate
+        if _active.count == 0:
+            _active.propagate = logger.propagate
             catch = _Catch()
             catch.addFilter(_ROUTER)
             logger.addHandler(catch)
             logger.propagate = False
-        _active["count"] += 1
+        _active.count += 1
         for handler in logger.handlers:
             if _ROUTER not in handler.filters:
                 handler.addFilter(_ROUTER)
@@ -124,8 +132,8 @@ def private_channel(folder: Path) -> Iterator[Path]:
     finally:
         _private_path.reset(token)
         with _active_lock:
-            _active["count"] -= 1
-            if _active["count"] == 0:
+            _active.count -= 1
+            if _active.count == 0:
                 for handler in [h for h in logger.handlers if isinstance(h, _Catch)]:
                     logger.removeHandler(handler)
-                logger.propagate = _active["propagate"]
+                logger.propagate = _active.propagate

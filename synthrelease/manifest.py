@@ -99,7 +99,7 @@ def build_manifest(
         raise ValueError("noise must be 'secure' or 'seeded'")
     eps, delta = float(privacy["epsilon"]), float(privacy["delta"])
     estimate = spec.provenance.domain_estimate
-    end_to_end = {"epsilon": eps, "delta": delta}
+    end_to_end: dict[str, float | str] = {"epsilon": eps, "delta": delta}
     if estimate is not None:
         end_to_end = {
             "epsilon": eps + estimate.epsilon,

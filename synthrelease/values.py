@@ -35,9 +35,9 @@ neither hide a copy nor make one.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,13 +122,15 @@ def boolean(values: pd.Series) -> Normalised:
     return Normalised(out, null, unreadable, _none(len(values)))
 
 
-def utc_bound(value: Any) -> pd.Timestamp:
+def utc_bound(value: dt.datetime) -> pd.Timestamp:
     """A declared date bound as a naive UTC timestamp (a naive bound is read as UTC)."""
     stamp = pd.Timestamp(value)
     return stamp.tz_convert(None) if stamp.tzinfo is not None else stamp
 
 
-def datetime(values: pd.Series, *, lower: Any = None, upper: Any = None) -> Normalised:
+def datetime(
+    values: pd.Series, *, lower: dt.datetime | None = None, upper: dt.datetime | None = None
+) -> Normalised:
     """Naive UTC timestamps; ``outside`` against the bounds given (naive bounds are UTC)."""
     null = _nulls(values)
     stamps = pd.to_datetime(values, errors="coerce", format="mixed", utc=True)
@@ -158,7 +160,7 @@ def categorical(
     return Normalised(text, null, _none(len(values)), outside)
 
 
-def normalise(values: pd.Series, column: Any) -> Normalised:
+def normalise(values: pd.Series, column: object) -> Normalised:
     """The normaliser of ``column``'s declared type, with its declared domain."""
     if isinstance(column, CategoricalColumn):
         return categorical(values, categories=column.categories, other=column.other)
@@ -180,7 +182,7 @@ def _hashable(text: str) -> str:
     return "\\" + text.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
-def _key_columns(values: pd.Series, column: Any) -> tuple[np.ndarray, np.ndarray]:
+def _key_columns(values: pd.Series, column: object) -> tuple[np.ndarray, np.ndarray]:
     """(value, tag) arrays that two rows share exactly when the column holds "the same"
     value in both (see the module docstring)."""
     norm = normalise(values, column)
@@ -207,7 +209,7 @@ def _key_columns(values: pd.Series, column: Any) -> tuple[np.ndarray, np.ndarray
     return value, tag
 
 
-def row_keys(frame: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
+def row_keys(frame: pd.DataFrame, columns: Mapping[str, object]) -> np.ndarray:
     """One uint64 per row of ``frame`` over the declared ``columns``: equal for rows that
     copy detection must judge identical (64-bit hashes: a collision is negligible)."""
     parts: dict[int, np.ndarray] = {}

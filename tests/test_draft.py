@@ -11,7 +11,8 @@ import yaml
 
 from synthrelease.errors import SpecError
 from synthrelease.ledger import BudgetLedger
-from synthrelease.private.draft import _round_outward, draft_spec
+from synthrelease.private.draft import draft_spec
+from synthrelease.private.draft_columns import round_outward
 from synthrelease.spec import load_spec
 
 
@@ -226,7 +227,7 @@ def test_cli_draft_with_dp(tmp_path, monkeypatch, capsys):
 )
 def test_bounds_round_outward_and_never_hit_the_exact_extremes(lo, hi):
     integer = float(lo).is_integer() and float(hi).is_integer()
-    lower, upper = _round_outward(lo, hi, integer=integer)
+    lower, upper = round_outward(lo, hi, integer=integer)
     assert lower < lo and upper > hi
 
 

@@ -13,6 +13,8 @@ from synthrelease.spec import Budget
 from synthrelease.store import ReleaseStore
 from tests.pg import postgres_server
 
+pytestmark = pytest.mark.integration  # a real PostgreSQL server (scripts/ensure-postgres.sh)
+
 BUDGET = Budget(epsilon=10.0, delta=1e-5)
 
 

@@ -26,6 +26,7 @@ def bin_labels(spec: object, bins: int, nullable: bool) -> list[str]:
     elif isinstance(spec, BooleanColumn):
         labels = ["False", "True"]
     elif isinstance(spec, NumericalColumn):
+        assert spec.lower is not None and spec.upper is not None  # resolved columns only
         lo, hi = float(spec.lower), float(spec.upper)
         if spec.integer and lo.is_integer() and int(np.floor(hi) - lo + 1) == bins:
             labels = [str(int(lo) + k) for k in range(bins)]

@@ -101,6 +101,7 @@ def _encode_column(values: pd.Series, spec: object) -> tuple[np.ndarray, bool]:
         return _scaled(x, lo, hi), False
     if isinstance(spec, NumericalColumn):
         x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        assert spec.lower is not None and spec.upper is not None  # resolved columns only
         return _scaled(x, float(spec.lower), float(spec.upper)), False
     raise TypeError(f"unsupported column type {type(spec).__name__}")
 

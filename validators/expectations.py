@@ -212,11 +212,11 @@ def _run(
     slots: list[Outcome | None] = [None] * len(plan)
     for res in run.results:
         config = res.expectation_config
-        i = order.get(str(config.id))
-        if i is None or slots[i] is not None:
+        at = order.get(str(config.id)) if config is not None else None
+        if config is None or at is None or slots[at] is not None:
             raise RuntimeError("GX returned a result for an unplanned expectation")
         ok = res.success is True and not _raised(res.exception_info)
-        slots[i] = Outcome(str(config.type), plan[i].column, ok)
+        slots[at] = Outcome(str(config.type), plan[at].column, ok)
     missing = sum(slot is None for slot in slots)
     outcomes = tuple(
         slot if slot is not None else Outcome("missing_result", plan[i].column, False)

@@ -17,12 +17,15 @@ only) raises: the caller records the figure as NaN and the gate fails it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from synthrelease.validators.features import is_discrete, labels_of, model_matrix
+
+if TYPE_CHECKING:
+    from sklearn.base import BaseEstimator
 
 DEFAULT_MAX_ITER = 100
 # Its figures are declared (and gated) by validators/checks/tstr.py.
@@ -81,7 +84,9 @@ def _primary(task: str) -> str:
     return {"binary": "auc", "multiclass": "macro_f1", "regression": "r2"}[task]
 
 
-def _xy(frame: pd.DataFrame, features: Mapping[str, object], target: str):
+def _xy(
+    frame: pd.DataFrame, features: Mapping[str, object], target: str
+) -> tuple[pd.DataFrame, pd.Series]:
     keep = frame[target].notna().to_numpy()
     if not keep.any():
         raise ValueError("no row has a target value")
@@ -92,7 +97,7 @@ def _xy(frame: pd.DataFrame, features: Mapping[str, object], target: str):
     return model_matrix(rows, features), y
 
 
-def _model(task: str, *, seed: int, max_iter: int, dummy: bool):
+def _model(task: str, *, seed: int, max_iter: int, dummy: bool) -> BaseEstimator:
     from sklearn.dummy import DummyClassifier, DummyRegressor
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 

@@ -101,7 +101,9 @@ def save_checkpoint(path: Path, meta: Mapping[str, Any], arrays: Mapping[str, np
     os.chmod(path, 0o700)
     doc = json.dumps({"format": FORMAT, **meta}).encode()
     tmp = path / (ARRAYS + ".tmp.npz")
-    np.savez(tmp, **arrays, **{META_KEY: np.frombuffer(doc, dtype=np.uint8)})
+    # numeric arrays only: an object array (a pickle) is refused here, and
+    # load_checkpoint reads with allow_pickle=False too
+    np.savez(tmp, allow_pickle=False, **arrays, **{META_KEY: np.frombuffer(doc, dtype=np.uint8)})
     os.replace(tmp, path / ARRAYS)
 
 

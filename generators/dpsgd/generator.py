@@ -72,6 +72,7 @@ from synthrelease.generators.dpsgd.train import (
 )
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import Column
 
 logger = logging.getLogger(__name__)
 private_logger = logging.getLogger("synthrelease.private.dpsgd")  # private workspace only
@@ -117,11 +118,12 @@ class DPSGDGenerator(DPGenerator):
 
     name = "dpsgd"
     Params = DPSGDParams
+    params: DPSGDParams
     estimates_domains: ClassVar[bool] = True
 
     def __init__(
         self,
-        columns: Mapping[str, Any],
+        columns: Mapping[str, Column],
         *,
         epsilon: float,
         delta: float,

@@ -19,6 +19,7 @@ backward skips the (unclipped, unused) weight gradients.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import torch
 import torch.nn as nn
@@ -26,16 +27,36 @@ import torch.nn.functional as F
 from opacus.grad_sample.utils import register_grad_sampler, register_norm_sampler
 
 
+class _Ctx(Protocol):
+    """What :class:`_MaskedLinearFn` uses of autograd's context object (the C base
+    provides ``saved_tensors`` and ``needs_input_grad``; ``book_keeping`` is ours)."""
+
+    book_keeping: bool
+    saved_tensors: tuple[torch.Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
+
+    def save_for_backward(self, *tensors: torch.Tensor | None) -> None: ...
+
+
 class _MaskedLinearFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight, bias, mask, book_keeping: bool):  # type: ignore[override]
+    def forward(
+        ctx: _Ctx,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        mask: torch.Tensor,
+        book_keeping: bool,
+    ) -> torch.Tensor:
         wm = weight * mask
         ctx.save_for_backward(x, wm, mask)
         ctx.book_keeping = book_keeping
         return F.linear(x, wm, bias)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(
+        ctx: _Ctx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None, None]:
         x, wm, mask = ctx.saved_tensors
         grad_x = grad.matmul(wm.to(grad.dtype)) if ctx.needs_input_grad[0] else None
         if ctx.book_keeping:
@@ -46,6 +67,11 @@ class _MaskedLinearFn(torch.autograd.Function):
 
 class MaskedLinear(nn.Module):
     """``y = x (W * M)^T + b`` with ``M[o, i] = in_degree[i] <= threshold[o]``."""
+
+    # buffers (register_buffer below)
+    mask: torch.Tensor
+    in_degree: torch.Tensor
+    threshold: torch.Tensor
 
     def __init__(
         self, in_degree: torch.Tensor, threshold: torch.Tensor, *, generator: torch.Generator
@@ -110,6 +136,10 @@ def book_keeping_grads(layers: Sequence[MaskedLinear], coef: torch.Tensor) -> No
 
 class MADE(nn.Module):
     """Autoregressive model over categorical columns of the given sizes (model order)."""
+
+    # buffers (register_buffer below)
+    offsets: torch.Tensor
+    index: torch.Tensor
 
     def __init__(
         self, sizes: Sequence[int], *, hidden: Sequence[int], generator: torch.Generator

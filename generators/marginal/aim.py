@@ -41,6 +41,7 @@ from synthrelease.generators.marginal.estimation import Measurement, estimate
 from synthrelease.generators.marginal.jtree_sampler import GraphicalModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import Column
 
 logger = logging.getLogger(__name__)
 private_logger = logging.getLogger("synthrelease.private.aim")  # private workspace only
@@ -95,12 +96,13 @@ class AIMGenerator(MarginalGenerator):
 
     name = "aim"
     Params = AIMParams
+    params: AIMParams
     model_class = GraphicalModel
     uses_target = True
 
     def __init__(
         self,
-        columns: Mapping[str, Any],
+        columns: Mapping[str, Column],
         *,
         epsilon: float,
         delta: float,

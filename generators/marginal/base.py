@@ -9,7 +9,7 @@ Reads no rows itself: the quantile histograms come from the trusted encoder
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import Column
 
 
 class MarginalParams(GeneratorParams):
@@ -38,12 +39,31 @@ class MarginalParams(GeneratorParams):
     )
 
 
+class FittedModel(Protocol):
+    """What the marginal generators need of a fitted model (TreeModel, GraphicalModel)."""
+
+    @property
+    def maps(self) -> tuple[np.ndarray, ...]: ...
+
+    @property
+    def total(self) -> float: ...
+
+    def sample_codes(self, num_rows: int, rng: np.random.Generator) -> np.ndarray: ...
+
+    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
+
+    @classmethod
+    def from_state(
+        cls, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> FittedModel: ...
+
+
 class MarginalGenerator(DPGenerator):
     """Base of MST and AIM: ``self.model`` (``sample_codes``, ``total``, ``maps``) over
     ``self.discretiser``."""
 
-    model: Any = None
-    model_class: Any  # the fitted model's type: to_state / from_state
+    model: FittedModel | None = None
+    model_class: ClassVar[type[FittedModel]]  # the fitted model's type: to_state / from_state
     discretiser: Discretiser
     params: MarginalParams
 
@@ -55,7 +75,7 @@ class MarginalGenerator(DPGenerator):
         self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
 
     @property
-    def resolved_columns(self) -> dict[str, Any]:
+    def resolved_columns(self) -> dict[str, Column]:
         """The declared columns with the DP-learned edges filled in (public after fit)."""
         return {
             n: c.model_copy(update={"edges": self.learned_edges[n], "bins": None})
@@ -70,9 +90,9 @@ class MarginalGenerator(DPGenerator):
         grid = dp_edges.grid_columns(self.columns, names)
         codes = encode_rows(table, Discretiser(grid))
         sigma = dp_edges.sigma_for(rho, len(names))
-        learned = {}
+        learned: dict[str, tuple[float, ...]] = {}
         for i, name in enumerate(names):
-            spec = self.columns[name]
+            spec = dp_edges.numerical(self.columns, name)
             bounds = dp_edges.grid_boundaries(name, spec)
             counts = np.bincount(codes[i], minlength=bounds.size + 1)[: bounds.size].astype(float)
             edges = dp_edges.noisy_edges(
@@ -120,10 +140,10 @@ class MarginalGenerator(DPGenerator):
         frame = pd.DataFrame({n: codes[i] for i, n in enumerate(self.discretiser.names)})
         return self.discretiser.decode(frame, rng)
 
-    def _check_model_shape(self) -> None:
+    def _check_model_shape(self, model: FittedModel) -> None:
         """A loaded model must fit the loaded column spec, cell for cell."""
-        if len(self.model.maps) != len(self.discretiser.names) or any(
-            m.size != s for m, s in zip(self.model.maps, self.discretiser.sizes.values())
+        if len(model.maps) != len(self.discretiser.names) or any(
+            m.size != s for m, s in zip(model.maps, self.discretiser.sizes.values())
         ):
             raise GeneratorError("the stored model does not match the stored column spec")
 
@@ -134,6 +154,6 @@ class MarginalGenerator(DPGenerator):
         return meta, arrays
 
     def _restore(self, meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self.model = self.model_class.from_state(meta, arrays)
+        self.model = model = self.model_class.from_state(meta, arrays)
         self._restore_edges(meta)
-        self._check_model_shape()
+        self._check_model_shape(model)

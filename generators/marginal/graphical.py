@@ -128,12 +128,13 @@ def _broadcast_sum(factors: list[tuple[Clique, np.ndarray]], shape: tuple[int, .
     if not items:
         return np.zeros(shape)
     while len(items) > 1:
-        best = None
+        best: tuple[int, int, int] | None = None
         for i in range(len(items)):
             for j in range(i + 1, len(items)):
                 size = math.prod(max(a, b) for a, b in zip(items[i][1].shape, items[j][1].shape))
                 if best is None or size < best[0]:
                     best = (size, i, j)
+        assert best is not None  # two or more items: some pair was compared
         _, i, j = best
         (ci, xi), (cj, xj) = items[i], items[j]
         items = [it for n, it in enumerate(items) if n not in (i, j)] + [(ci | cj, xi + xj)]

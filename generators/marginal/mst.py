@@ -27,7 +27,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +44,7 @@ from synthrelease.generators.marginal.mst_estimate import estimate_tree_model
 from synthrelease.generators.marginal.mst_sampler import TreeModel
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
+from synthrelease.spec import Column
 
 logger = logging.getLogger(__name__)
 private_logger = logging.getLogger("synthrelease.private.mst")  # private workspace only
@@ -82,7 +83,7 @@ def _counts(codes: np.ndarray, clique: tuple[int, ...], sizes: list[int]) -> np.
 
 def _measure(
     codes: np.ndarray,
-    cliques: list[tuple[int, ...]],
+    cliques: Sequence[tuple[int, ...]],
     sizes: list[int],
     *,
     sigma: float,
@@ -203,11 +204,12 @@ class MSTGenerator(MarginalGenerator):
 
     name = "mst"
     Params = MSTParams
+    params: MSTParams
     model_class = TreeModel
 
     def __init__(
         self,
-        columns: Mapping[str, Any],
+        columns: Mapping[str, Column],
         *,
         epsilon: float,
         delta: float,

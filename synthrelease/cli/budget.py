@@ -16,7 +16,7 @@ from synthrelease.private.workspace import Workspace
 from synthrelease.spec import load_spec
 
 
-def _ledger(args: argparse.Namespace):
+def _ledger(args: argparse.Namespace) -> BudgetLedger:
     if args.spec:
         return open_ledger(load_spec(args.spec))
     return BudgetLedger.sqlite(Workspace(Path(args.workspace)).ensure().ledger_path)

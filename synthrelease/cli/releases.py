@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from synthrelease.cli.output import _out
 from synthrelease.errors import (
@@ -36,7 +37,7 @@ def cmd_releases_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _datasheets(store, name: str, manifest: dict) -> list[tuple[str, str]]:
+def _datasheets(store: ReleaseStore, name: str, manifest: dict[str, Any]) -> list[tuple[str, str]]:
     rels = [
         r for r in manifest.get("files", {}) if r.rsplit("/", 1)[-1].lower().startswith("datasheet")
     ]

@@ -1,5 +1,8 @@
 """The budget ledger: every spend of a table's lifetime privacy budget, in a database.
 
+(Over 300 lines: one class, every write of the ledger under its row locks; the schema
+and the reads are in ``schema.py`` and ``reads.py``.)
+
 One SQLAlchemy implementation (SQLite by default, PostgreSQL by URL). A run *reserves*
 its (epsilon, delta) before it touches the data; the reservation is then
 
@@ -28,7 +31,7 @@ import os
 import uuid
 from pathlib import Path
 
-from sqlalchemy import func, inspect, select, text, update
+from sqlalchemy import Connection, func, inspect, select, text, update
 from sqlalchemy.exc import IntegrityError as DuplicateKey
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -142,22 +145,16 @@ class BudgetLedger(LedgerReads):
             with self.engine.begin() as conn:
                 # Lock the table's row: concurrent reservations of one table serialise here.
                 budget = self._pinned(conn, dataset, budget, pin=True)
-                used_eps, used_delta = conn.execute(
-                    select(
-                        func.coalesce(func.sum(spends.c.epsilon), 0.0),
-                        func.coalesce(func.sum(spends.c.delta), 0.0),
-                    ).where(spends.c.dataset == dataset, spends.c.status.in_(COUNTED))
-                ).one()
-                if (
-                    used_eps + epsilon > budget.epsilon + TOLERANCE
-                    or used_delta + delta > budget.delta + TOLERANCE
-                ):
-                    raise BudgetExceededError(
-                        f"budget of table {dataset!r} would be exceeded: spent epsilon "
-                        f"{used_eps:.4g} of {budget.epsilon:.4g} and delta {used_delta:.3g} "
-                        f"of {budget.delta:.3g}; this run asks epsilon {epsilon:.4g}, "
-                        f"delta {delta:.3g}. Nothing was run."
-                    )
+                used_eps, used_delta = (
+                    float(x)
+                    for x in conn.execute(
+                        select(
+                            func.coalesce(func.sum(spends.c.epsilon), 0.0),
+                            func.coalesce(func.sum(spends.c.delta), 0.0),
+                        ).where(spends.c.dataset == dataset, spends.c.status.in_(COUNTED))
+                    ).one()
+                )
+                _refuse_over(dataset, budget, (used_eps, used_delta), (epsilon, delta))
                 now = utc_now()
                 conn.execute(
                     spends.insert().values(
@@ -179,7 +176,7 @@ class BudgetLedger(LedgerReads):
             raise LedgerError(f"budget ledger write failed ({type(exc).__name__})") from None
         return rid
 
-    def _pinned(self, conn, dataset: str, stated: Budget, *, pin: bool) -> Budget:
+    def _pinned(self, conn: Connection, dataset: str, stated: Budget, *, pin: bool) -> Budget:
         """The table's pinned lifetime budget (row locked). At the first reservation the
         stated budget is pinned (``pin``); afterwards a different stated budget is refused."""
         row = conn.execute(
@@ -208,7 +205,7 @@ class BudgetLedger(LedgerReads):
         return pinned
 
     def _write_budget(
-        self, conn, dataset: str, budget: Budget, reason: str, by: str | None = None
+        self, conn: Connection, dataset: str, budget: Budget, reason: str, by: str | None = None
     ) -> None:
         conn.execute(
             update(tables)
@@ -245,16 +242,7 @@ class BudgetLedger(LedgerReads):
                 stated=budget,
                 pinned=Budget(epsilon=row.budget_epsilon, delta=row.budget_delta),
             )
-        used_eps, used_delta = self.spent(dataset)
-        if (
-            used_eps + epsilon > budget.epsilon + TOLERANCE
-            or used_delta + delta > budget.delta + TOLERANCE
-        ):
-            raise BudgetExceededError(
-                f"budget of table {dataset!r} would be exceeded: spent epsilon {used_eps:.4g} "
-                f"of {budget.epsilon:.4g} and delta {used_delta:.3g} of {budget.delta:.3g}; "
-                f"this run asks epsilon {epsilon:.4g}, delta {delta:.3g}. Nothing was run."
-            )
+        _refuse_over(dataset, budget, self.spent(dataset), (epsilon, delta))
 
     def set_budget(
         self, dataset: str, *, epsilon: float, delta: float, reason: str, by: str | None = None
@@ -313,6 +301,22 @@ class BudgetLedger(LedgerReads):
     def void(self, reservation: str, *, reason: str) -> None:
         """Only for a run that read no row (the caller's duty: see pipeline.fail)."""
         self._settle(reservation, "voided", reason[:200])
+
+
+def _refuse_over(
+    dataset: str, budget: Budget, used: tuple[float, float], asked: tuple[float, float]
+) -> None:
+    """:class:`BudgetExceededError` if ``used + asked`` passes the lifetime ``budget``."""
+    (used_eps, used_delta), (epsilon, delta) = used, asked
+    if (
+        used_eps + epsilon > budget.epsilon + TOLERANCE
+        or used_delta + delta > budget.delta + TOLERANCE
+    ):
+        raise BudgetExceededError(
+            f"budget of table {dataset!r} would be exceeded: spent epsilon {used_eps:.4g} "
+            f"of {budget.epsilon:.4g} and delta {used_delta:.3g} of {budget.delta:.3g}; "
+            f"this run asks epsilon {epsilon:.4g}, delta {delta:.3g}. Nothing was run."
+        )
 
 
 def open_ledger(spec: ReleaseSpec) -> BudgetLedger:

@@ -61,8 +61,9 @@ class Feature:
         )
 
 
-def feature_of(name: str, column: Any) -> Feature:
+def feature_of(name: str, column: object) -> Feature:
     if isinstance(column, CategoricalColumn):
+        assert column.categories is not None  # resolved columns only
         return Feature(name, "categorical", column.categories, column.other)
     if isinstance(column, BooleanColumn):
         return Feature(name, "boolean")
@@ -73,7 +74,7 @@ def feature_of(name: str, column: Any) -> Feature:
     raise ModelError(f"column {name!r}: unsupported type for a model input")
 
 
-def features_for(model: DownstreamModel, columns: Mapping[str, Any]) -> tuple[Feature, ...]:
+def features_for(model: DownstreamModel, columns: Mapping[str, object]) -> tuple[Feature, ...]:
     names = model.features or tuple(c for c in columns if c != model.target)
     return tuple(feature_of(n, columns[n]) for n in names)
 

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -27,6 +27,9 @@ from synthrelease.models.features import (
     encode_target,
 )
 from synthrelease.spec import DownstreamModel
+
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +60,9 @@ def resolved_params(model: DownstreamModel) -> dict[str, Any]:
     return {**DEFAULT_PARAMS[model.algorithm], **model.params}
 
 
-def _estimator(model: DownstreamModel, features: tuple[Feature, ...], params: Mapping[str, Any]):
+def _estimator(
+    model: DownstreamModel, features: tuple[Feature, ...], params: Mapping[str, Any]
+) -> Pipeline:
     from sklearn.compose import ColumnTransformer
     from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
     from sklearn.impute import SimpleImputer

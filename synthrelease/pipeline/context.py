@@ -23,6 +23,7 @@ from synthrelease.errors import (
     SpecError,
     StepFailedError,
 )
+from synthrelease.generators.noise import TEST_NOISE_ENV
 from synthrelease.owner_only import FILE_MODE
 from synthrelease.private.workspace import RunPaths, Workspace
 from synthrelease.spec import ReleaseSpec
@@ -64,9 +65,6 @@ FAILURE_FILE = "failure.txt"
 
 
 PUBLISHED_FILE = "published.json"
-
-
-TEST_NOISE_ENV = "SYNTHRELEASE_TEST_NOISE"
 
 
 @dataclass(frozen=True)

@@ -30,13 +30,14 @@ from synthrelease.private.sources import (
     load_table,
     require_rows,
 )
+from synthrelease.private.table import SensitiveTable
 from synthrelease.private.workspace import Workspace, split_table
 from synthrelease.spec import ReleaseSpec
 
 log = logging.getLogger(__name__)
 
 
-def _discretiser(spec: ReleaseSpec):
+def _discretiser(spec: ReleaseSpec) -> Discretiser:
 
     bins = int(spec.generator.params.get("bins", DEFAULT_BINS))
     declared = {n: c for n, c in spec.columns.items() if getattr(c, "declared", True)}
@@ -61,7 +62,9 @@ def train(run: PinnedRun) -> dict[str, Any]:
     )
     (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
 
-    def prepared(source: Any, label: str, what: str):
+    def prepared(
+        source: Any, label: str, what: str
+    ) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
         table, counts = enforce_domain(load_table(source, spec.columns, label=label), spec.columns)
         check_domain(table, discretiser)  # guard: every row now encodes
         require_rows(table, what=what)

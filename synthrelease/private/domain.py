@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from synthrelease.spec import CategoricalColumn, DatetimeColumn, NumericalColumn
+from synthrelease.spec import CategoricalColumn, Column, DatetimeColumn, NumericalColumn
 from synthrelease.values import normalise, utc_bound
 
 
@@ -38,7 +38,7 @@ def _violations(values: pd.Series, spec: object) -> tuple[pd.Series, pd.Series, 
 
 
 def enforce_frame(
-    frame: pd.DataFrame, columns: Mapping[str, object]
+    frame: pd.DataFrame, columns: Mapping[str, Column]
 ) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
     """``frame`` with every column's out-of-domain rule applied (a new frame; see
     :func:`synthrelease.private.sources.enforce_domain` for the rules) and the counts."""

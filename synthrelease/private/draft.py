@@ -67,20 +67,11 @@ from typing import Any
 
 from synthrelease.errors import SpecError
 from synthrelease.ledger import BudgetLedger
-from synthrelease.private.draft_columns import (  # noqa: F401 - _round_outward is used by the tests
-    OTHER,
-    _draft_column,
-    _round_outward,
-)
-from synthrelease.private.draft_dp import (  # noqa: F401 - re-exported for callers
-    TEST_NOISE_ENV,
-    _dp_column,
-    _noise,
-    plan_dp_draft,
-)
+from synthrelease.private.draft_columns import OTHER, draft_column
+from synthrelease.private.draft_dp import dp_column, draft_noise, plan_dp_draft
 from synthrelease.private.sources import load_raw, read_header, source_for_file
 from synthrelease.private.workspace import Workspace
-from synthrelease.spec import Budget, parse_spec
+from synthrelease.spec import Budget, CsvSource, ParquetSource, parse_spec
 
 DEFAULT_K = 10
 DEFAULT_ROWS = 10_000
@@ -234,7 +225,7 @@ def draft_spec(
     )
     if dp is None:
         frame = load_raw(source, label=name).reveal()
-        raw["schema"]["columns"] = {str(c): _draft_column(frame[c], k=k) for c in frame.columns}
+        raw["schema"]["columns"] = {str(c): draft_column(frame[c], k=k) for c in frame.columns}
         del frame
         text = HEADER.format(data=Path(data).name) + HEADER_PLAIN.format(k=k, other=OTHER)
     else:
@@ -267,7 +258,7 @@ def draft_spec(
 
 
 def _dp_columns(
-    source: Any,
+    source: CsvSource | ParquetSource,
     *,
     name: str,
     header: list[str],
@@ -280,7 +271,7 @@ def _dp_columns(
 ) -> dict[str, dict[str, Any]]:
     """Charge the ledger, then read the rows and estimate every column's domain."""
     rho_each, delta_each = plan_dp_draft(epsilon=epsilon, delta=delta, columns=len(header))
-    noise = _noise(seed)  # refuses a seed without the test switch, before any charge
+    noise = draft_noise(seed)  # refuses a seed without the test switch, before any charge
     lifetime = Budget(epsilon=budget[0], delta=budget[1])
     ledger = BudgetLedger.sqlite(Workspace(workspace).ensure().ledger_path)
     try:
@@ -290,9 +281,7 @@ def _dp_columns(
         try:  # from here on the rows are read: the spend is never refunded
             frame = load_raw(source, label=name).reveal()
             columns = {
-                str(c): _dp_column(
-                    frame, c, rho=rho_each, delta=delta_each, noise=noise, label=name
-                )
+                str(c): dp_column(frame, c, rho=rho_each, delta=delta_each, noise=noise, label=name)
                 for c in frame.columns
             }
             del frame

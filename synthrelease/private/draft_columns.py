@@ -22,7 +22,18 @@ OTHER = "other"
 
 
 # --------------------------------------------------------------------------- rounding
-def _round_outward(lo: float, hi: float, *, integer: bool) -> tuple[float, float]:
+def numerical_column(
+    lower: float, upper: float, *, integer: bool, provenance: str
+) -> dict[str, Any]:
+    """A drafted numerical column (nullable: a draft never claims there are no nulls)."""
+    col: dict[str, Any] = {"type": "numerical", "nullable": True, "lower": lower, "upper": upper}
+    if integer:
+        col.update(lower=int(lower), upper=int(upper), integer=True)
+    col["provenance"] = provenance
+    return col
+
+
+def round_outward(lo: float, hi: float, *, integer: bool) -> tuple[float, float]:
     span = hi - lo
     if span <= 0:
         span = max(abs(hi), 1.0)
@@ -40,7 +51,7 @@ def _round_outward(lo: float, hi: float, *, integer: bool) -> tuple[float, float
     return lower, upper
 
 
-def _round_sig(value: float, *, up: bool, digits: int = 2) -> float:
+def round_sig(value: float, *, up: bool, digits: int = 2) -> float:
     """``value`` rounded away from the inside (up or down) to ``digits`` significant digits."""
     if value == 0 or not math.isfinite(value):
         return float(value)
@@ -81,7 +92,7 @@ def _as_dates(values: pd.Series) -> pd.Series | None:
     return None if dates.unreadable.any() else dates.values
 
 
-def _kind(values: pd.Series) -> str:
+def column_kind(values: pd.Series) -> str:
     """Column type from the dtype (and, for text, true/false or ISO-date content)."""
     present = values.dropna()
     if present.empty:
@@ -95,7 +106,7 @@ def _kind(values: pd.Series) -> str:
     return "categorical"
 
 
-def _empty_categorical(provenance: str) -> dict[str, Any]:
+def empty_categorical(provenance: str) -> dict[str, Any]:
     return {
         "type": "categorical",
         "nullable": True,
@@ -105,7 +116,7 @@ def _empty_categorical(provenance: str) -> dict[str, Any]:
     }
 
 
-def _other_label(kept: list[str]) -> str:
+def other_label(kept: list[str]) -> str:
     other = OTHER
     while other in kept:
         other = f"_{other}_"
@@ -113,39 +124,31 @@ def _other_label(kept: list[str]) -> str:
 
 
 # --------------------------------------------------------------------------- plain
-def _draft_column(values: pd.Series, *, k: int) -> dict[str, Any]:
+def draft_column(values: pd.Series, *, k: int) -> dict[str, Any]:
     """A column read from the rows WITHOUT DP (``provenance: drafted``)."""
     present = values.dropna()
-    kind = _kind(values)
+    kind = column_kind(values)
     if kind == "empty":
-        return _empty_categorical("drafted")
+        return empty_categorical("drafted")
     if kind == "boolean":
         return {"type": "boolean", "nullable": True, "provenance": "drafted"}
     if kind == "numerical":
         x = read.numerical(present).values.to_numpy(dtype=float)
         finite = x[np.isfinite(x)]
         if finite.size == 0:
-            return _empty_categorical("drafted")
+            return empty_categorical("drafted")
         integer = bool(np.all(np.mod(finite, 1) == 0))
-        lower, upper = _round_outward(float(finite.min()), float(finite.max()), integer=integer)
-        col: dict[str, Any] = {
-            "type": "numerical",
-            "nullable": True,
-            "lower": lower,
-            "upper": upper,
-        }
-        if integer:
-            col.update(lower=int(lower), upper=int(upper), integer=True)
-        col["provenance"] = "drafted"
-        return col
+        lower, upper = round_outward(float(finite.min()), float(finite.max()), integer=integer)
+        return numerical_column(lower, upper, integer=integer, provenance="drafted")
     if kind == "datetime":
         dates = _as_dates(present)
-        lower, upper = _round_dates(dates.min(), dates.max())
+        assert dates is not None  # column_kind saw dates
+        first, last = _round_dates(dates.min(), dates.max())
         return {
             "type": "datetime",
             "nullable": True,
-            "lower": lower.isoformat(),
-            "upper": upper.isoformat(),
+            "lower": first.isoformat(),
+            "upper": last.isoformat(),
             "provenance": "drafted",
         }
     counts = read.categorical(present).values.value_counts()
@@ -154,6 +157,6 @@ def _draft_column(values: pd.Series, *, k: int) -> dict[str, Any]:
         "type": "categorical",
         "nullable": True,
         "categories": kept,
-        "other": _other_label(kept),
+        "other": other_label(kept),
         "provenance": "drafted",
     }

@@ -20,21 +20,21 @@ from synthrelease import values as read
 from synthrelease.errors import GeneratorError, SpecError
 from synthrelease.generators import dp_domain
 from synthrelease.generators.accounting import cdp_rho
-from synthrelease.generators.noise import NoiseSource
+from synthrelease.generators.noise import TEST_NOISE_ENV, NoiseSource
 from synthrelease.private.draft_columns import (
-    _empty_categorical,
-    _kind,
-    _other_label,
-    _round_sig,
+    column_kind,
+    empty_categorical,
+    numerical_column,
+    other_label,
+    round_sig,
 )
 from synthrelease.private.table import SensitiveTable
 
-TEST_NOISE_ENV = "SYNTHRELEASE_TEST_NOISE"
 DATE_ORIGIN = pd.Timestamp("1970-01-01")
 
 
 def _dp_numeric(
-    table: SensitiveTable, name: str, *, integer: bool, rho: float, noise: Any
+    table: SensitiveTable, name: str, *, integer: bool, rho: float, noise: NoiseSource
 ) -> tuple[float, float]:
 
     try:
@@ -44,7 +44,7 @@ def _dp_numeric(
             f"column {name!r}: the DP histogram found no populated range at this --dp "
             "epsilon; raise --dp, or declare the column's bounds by hand"
         ) from None
-    lower, upper = _round_sig(lo, up=False), _round_sig(hi, up=True)  # post-processing
+    lower, upper = round_sig(lo, up=False), round_sig(hi, up=True)  # post-processing
     if integer:
         lower, upper = float(math.floor(lower)), float(math.ceil(upper))
     if lower >= upper:
@@ -52,16 +52,16 @@ def _dp_numeric(
     return lower, upper
 
 
-def _dp_column(
-    frame: pd.DataFrame, name: str, *, rho: float, delta: float, noise: Any, label: str
+def dp_column(
+    frame: pd.DataFrame, name: str, *, rho: float, delta: float, noise: NoiseSource, label: str
 ) -> dict[str, Any]:
     """A column whose domain is a DP estimate (``provenance: dp``); the type comes from
     the dtype. Each call is one rho-zCDP measurement (plus ``delta`` for categories)."""
 
     values = frame[name]
-    kind = _kind(values)
+    kind = column_kind(values)
     if kind == "empty":
-        return _empty_categorical("dp")
+        return empty_categorical("dp")
     if kind == "boolean":  # the domain {true, false} is fixed: nothing to measure
         return {"type": "boolean", "nullable": True, "provenance": "dp"}
     if kind == "numerical":
@@ -70,16 +70,7 @@ def _dp_column(
         x = x.where(np.isfinite(x), np.nan)  # infinities clip to the bounds later
         part = SensitiveTable(pd.DataFrame({name: x}), label=label)
         lower, upper = _dp_numeric(part, name, integer=integer, rho=rho, noise=noise)
-        col: dict[str, Any] = {
-            "type": "numerical",
-            "nullable": True,
-            "lower": lower,
-            "upper": upper,
-        }
-        if integer:
-            col.update(lower=int(lower), upper=int(upper), integer=True)
-        col["provenance"] = "dp"
-        return col
+        return numerical_column(lower, upper, integer=integer, provenance="dp")
     if kind == "datetime":
         dates = read.datetime(values).values  # naive UTC; NaT for null
         days = (dates - DATE_ORIGIN) / pd.Timedelta(days=1)
@@ -87,19 +78,19 @@ def _dp_column(
         lo, hi = _dp_numeric(part, name, integer=False, rho=rho, noise=noise)
         lo_t = DATE_ORIGIN + pd.Timedelta(days=math.floor(lo))
         hi_t = DATE_ORIGIN + pd.Timedelta(days=math.ceil(hi))
-        lower = dt.datetime(lo_t.year, 1, 1)
-        upper = (
+        first = dt.datetime(lo_t.year, 1, 1)
+        last = (
             dt.datetime(hi_t.year + 1, 1, 1)
             if hi_t > pd.Timestamp(hi_t.year, 1, 1)
             else dt.datetime(hi_t.year, 1, 1)
         )
-        if upper <= lower:
-            upper = dt.datetime(lower.year + 1, 1, 1)
+        if last <= first:
+            last = dt.datetime(first.year + 1, 1, 1)
         return {
             "type": "datetime",
             "nullable": True,
-            "lower": lower.isoformat(),
-            "upper": upper.isoformat(),
+            "lower": first.isoformat(),
+            "upper": last.isoformat(),
             "provenance": "dp",
         }
     part = SensitiveTable(pd.DataFrame({name: values}), label=label)
@@ -108,7 +99,7 @@ def _dp_column(
         "type": "categorical",
         "nullable": True,
         "categories": kept,
-        "other": _other_label(kept),
+        "other": other_label(kept),
         "provenance": "dp",
     }
 
@@ -126,7 +117,7 @@ def plan_dp_draft(*, epsilon: float, delta: float, columns: int) -> tuple[float,
     return rho / columns, (delta / 2) / columns
 
 
-def _noise(seed: int | None):
+def draft_noise(seed: int | None) -> NoiseSource:
 
     if seed is None:
         return NoiseSource.secure()

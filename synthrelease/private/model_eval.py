@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from synthrelease.models.features import Feature, encode_target
 from synthrelease.models.runtime import ReleasedModel
@@ -24,7 +25,9 @@ log = logging.getLogger(__name__)
 EVAL_FILE = "models.json"
 
 
-def _classifier_figures(model: ReleasedModel, frame, y: np.ndarray) -> dict[str, float]:
+def _classifier_figures(
+    model: ReleasedModel, frame: pd.DataFrame, y: np.ndarray
+) -> dict[str, float]:
     from sklearn.metrics import roc_auc_score
 
     pred = model.predict(frame).astype(str)
@@ -40,7 +43,9 @@ def _classifier_figures(model: ReleasedModel, frame, y: np.ndarray) -> dict[str,
     return figures
 
 
-def _regressor_figures(model: ReleasedModel, frame, y: np.ndarray) -> dict[str, float]:
+def _regressor_figures(
+    model: ReleasedModel, frame: pd.DataFrame, y: np.ndarray
+) -> dict[str, float]:
     pred = model.predict(frame).astype(np.float64)
     resid = y - pred
     total = float(((y - y.mean()) ** 2).sum())

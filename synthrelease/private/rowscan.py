@@ -34,7 +34,6 @@ import io
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,7 +41,7 @@ import pandas as pd
 from synthrelease.errors import FirewallError
 from synthrelease.firewall import RowScanPass
 from synthrelease.private.table import SensitiveTable
-from synthrelease.spec import DatetimeColumn, NumericalColumn
+from synthrelease.spec import Column, DatetimeColumn, NumericalColumn
 from synthrelease.values import normalise, row_keys
 
 log = logging.getLogger(__name__)
@@ -51,15 +50,18 @@ HIGH_RESOLUTION = 10_000
 DEFAULT_TOLERANCE = 0.1
 
 
-def _high_resolution(column: Any) -> bool:
+def _high_resolution(column: object) -> bool:
     if isinstance(column, DatetimeColumn):
         return True
     if isinstance(column, NumericalColumn):
-        return not column.integer or (column.upper - column.lower + 1) > HIGH_RESOLUTION
+        if not column.integer:
+            return True
+        assert column.lower is not None and column.upper is not None  # resolved columns only
+        return (column.upper - column.lower + 1) > HIGH_RESOLUTION
     return False
 
 
-def _hashes(frame: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
+def _hashes(frame: pd.DataFrame, columns: Mapping[str, Column]) -> np.ndarray:
     """One key per row: :func:`synthrelease.values.row_keys`, the gate's copy check's too."""
     missing = [name for name in columns if name not in frame.columns]
     if missing:
@@ -67,7 +69,7 @@ def _hashes(frame: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
     return row_keys(frame, columns)
 
 
-def _distinctive(real: pd.DataFrame, columns: Mapping[str, Any]) -> np.ndarray:
+def _distinctive(real: pd.DataFrame, columns: Mapping[str, Column]) -> np.ndarray:
     """Mask of real rows holding a value unique in the real data in a high-res column
     (a value as read; null and unreadable entries are never distinctive)."""
     mask = np.zeros(len(real), dtype=bool)
@@ -86,7 +88,7 @@ def scan_tables(
     *,
     train: SensitiveTable,
     holdout: SensitiveTable,
-    columns: Mapping[str, Any],
+    columns: Mapping[str, Column],
     tolerance: float = DEFAULT_TOLERANCE,
 ) -> RowScanPass:
     """Pass (a :class:`RowScanPass` naming the exact bytes scanned) or raise

@@ -14,6 +14,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -23,10 +24,17 @@ from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import (
     BooleanColumn,
     CategoricalColumn,
+    Column,
     CsvSource,
     ParquetSource,
+    Source,
     SqlSource,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine, Select, TextClause
+
+    from synthrelease.generators.domain import Discretiser
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +48,7 @@ def describe(source: object) -> str:
     return "source"
 
 
-def _sql_engine(source: SqlSource):
+def _sql_engine(source: SqlSource) -> Engine:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
 
@@ -56,7 +64,7 @@ def _sql_engine(source: SqlSource):
         ) from None
 
 
-def _sql_select(source: SqlSource, *, header_only: bool):
+def _sql_select(source: SqlSource, *, header_only: bool) -> TextClause | Select[Any]:
     from sqlalchemy import literal_column, select, table, text
 
     if source.query is not None:
@@ -64,7 +72,8 @@ def _sql_select(source: SqlSource, *, header_only: bool):
         if header_only:
             return text(f"SELECT * FROM ({source.query}) AS q WHERE 1 = 0")
         return query
-    stmt = select(literal_column("*")).select_from(table(source.table))
+    assert source.table is not None  # SqlSource holds exactly one of 'table' and 'query'
+    stmt: Select[Any] = select(literal_column("*")).select_from(table(source.table))
     return stmt.where(text("1 = 0")) if header_only else stmt
 
 
@@ -138,7 +147,7 @@ def _text_columns(columns: Mapping[str, object]) -> list[str]:
     return [n for n, c in columns.items() if isinstance(c, (CategoricalColumn, BooleanColumn))]
 
 
-def load_table(source: object, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
+def load_table(source: Source, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
     """Read every row of a source into a :class:`SensitiveTable` (declared columns only)."""
     check_columns(source, columns)
     text_cols = _text_columns(columns)
@@ -183,7 +192,7 @@ def load_table(source: object, columns: Mapping[str, object], *, label: str) -> 
     return SensitiveTable(frame, label=label)
 
 
-def check_domain(table: SensitiveTable, discretiser) -> None:
+def check_domain(table: SensitiveTable, discretiser: Discretiser) -> None:
     """Guard after :func:`enforce_domain`: every row encodes (raises naming the column,
     never a value). It cannot fail on an enforced table; on a raw one it would say
     whether some value lies outside the domain, so callers run it only as that guard."""
@@ -227,7 +236,7 @@ def load_raw(source: CsvSource | ParquetSource, *, label: str) -> SensitiveTable
 
 # ---------------------------------------------------------------------------- domain rules
 def enforce_domain(
-    table: SensitiveTable, columns: Mapping[str, object]
+    table: SensitiveTable, columns: Mapping[str, Column]
 ) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
     """Apply each column's out-of-domain rule, row by row: never a run-level decision.
 

@@ -40,6 +40,9 @@ class SensitiveTable:
     """A table of sensitive rows. Never printed, never pickled, never published."""
 
     __slots__ = ("_frame", "_label")
+    # set once, through object.__setattr__, in __init__ (the class refuses __setattr__)
+    _frame: pd.DataFrame
+    _label: str
 
     def __init__(self, frame: pd.DataFrame, *, label: str) -> None:
         if not isinstance(frame, pd.DataFrame):

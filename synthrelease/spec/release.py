@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
 
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from synthrelease.spec.base import DOMAIN_ESTIMATING_GENERATORS, NAME_RE, _Model
-from synthrelease.spec.schema import BooleanColumn, CategoricalColumn, NumericalColumn, Schema
+from synthrelease.spec.schema import (
+    BooleanColumn,
+    CategoricalColumn,
+    Column,
+    NumericalColumn,
+    Schema,
+)
 from synthrelease.spec.sections import (
     DownstreamModel,
     Gate,
@@ -129,7 +134,7 @@ class ReleaseSpec(_Model):
         }
 
     @property
-    def columns(self) -> dict[str, Any]:
+    def columns(self) -> dict[str, Column]:
         return self.schema_.columns
 
     def digest(self) -> str:

@@ -114,10 +114,11 @@ class NumericalColumn(_Column):
 
     @model_validator(mode="after")
     def _bounds(self) -> NumericalColumn:
-        given = [b for b in (self.lower, self.upper) if b is not None]
+        lower, upper = self.lower, self.upper
+        given = [b for b in (lower, upper) if b is not None]
         if not all(math.isfinite(b) for b in given):
             raise ValueError("lower and upper must be finite numbers")
-        if len(given) == 2 and self.lower >= self.upper:
+        if lower is not None and upper is not None and lower >= upper:
             raise ValueError("lower must be smaller than upper")
         return self
 
@@ -125,12 +126,13 @@ class NumericalColumn(_Column):
     def _edges(self) -> NumericalColumn:
         if self.edges is None:
             return self
-        if not self.declared:
+        lower, upper = self.lower, self.upper
+        if lower is None or upper is None:  # not self.declared
             raise ValueError("edges need declared lower and upper bounds")
         e = self.edges
         if not all(math.isfinite(x) for x in e) or any(a >= b for a, b in zip(e, e[1:])):
             raise ValueError("edges must be finite and strictly increasing")
-        if e[0] <= self.lower or e[-1] >= self.upper:
+        if e[0] <= lower or e[-1] >= upper:
             raise ValueError("edges must lie strictly between lower and upper")
         if self.bins is not None and self.bins != len(e) + 1:
             raise ValueError("bins must equal the number of edges plus one (or be left out)")

@@ -1,5 +1,8 @@
 """The release store's files: immutable, hashed releases behind an fsspec URI.
 
+(Over 300 lines: one class, the layer every other module of the store shares: paths,
+backend I/O with its error mapping, reads and hashes; its writers live beside it.)
+
 Backends: a local folder (default) or S3-compatible object storage (``s3://bucket/prefix``
 through s3fs; credentials and endpoint from the standard AWS environment variables,
 never from the spec). Layout::
