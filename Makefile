@@ -45,6 +45,7 @@ bench: install         # each prints a table; bench/*.py --help for options
 	$(BIN)/python bench/bench_dpsgd.py
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_stack.py
+	$(BIN)/python bench/bench_guarantee.py
 
 clean:
 	rm -rf .synthrelease releases .prefect .pytest_cache
