@@ -267,15 +267,15 @@ def test_check_in_parts_equals_the_whole_check_and_fails_closed(spec_factory):
         other = merged["figures"][key]
         assert (math.isnan(value) and math.isnan(other)) or other == pytest.approx(value), key
     assert merged["expectations"]["success"] == whole["expectations"]["success"]
-    assert pipeline.gate(pinned)["passed"] is True
+    assert pipeline.gate(pinned).passed is True
     # a lost part: its figures are missing, the gate fails closed
     (paths.root / pipeline.CHECKS_DIR / "membership.json").unlink()
     run.merge_checks(path)
     merged = json.loads((paths.root / pipeline.FIGURES_FILE).read_text())
     assert merged["errors"]["membership"] == "MissingPart" and "mia_auc" not in merged["figures"]
     verdict = pipeline.gate(pinned)
-    assert verdict["passed"] is False
-    assert [c["name"] for c in verdict["checks"] if not c["passed"]] == ["mia_auc"]
+    assert verdict.passed is False
+    assert [c.name for c in verdict.failed] == ["mia_auc"]
     with pytest.raises(Exception, match="unknown check part"):
         pipeline.check_part(pinned, "bogus")
     run.check_part(path, "bogus")  # inside the run: recorded privately, run failed

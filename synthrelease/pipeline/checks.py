@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from synthrelease.errors import (
@@ -35,14 +36,14 @@ from synthrelease.validators.expectations import (
     Outcome,
     run_expectations,
 )
-from synthrelease.validators.gate import evaluate_gate
+from synthrelease.validators.gate import Verdict, evaluate_gate
 from synthrelease.validators.real import evaluate_against_real
 from synthrelease.validators.report import write_internal_report
 
 log = logging.getLogger(__name__)
 
 
-def check(run: PinnedRun) -> str:
+def check(run: PinnedRun) -> Path:
     """Run every check: the one step that reads real rows for validation (utility,
     privacy attacks, copies) plus the GX suite on the synthetic table, with Data Docs in
     the private report folder. Figures go to ``figures.json`` in the private workspace
@@ -56,7 +57,7 @@ def check(run: PinnedRun) -> str:
         "expectations": _expectations(spec, paths, synthetic, columns),
     }
     write_json(paths.root / FIGURES_FILE, payload)
-    return str(paths.root / FIGURES_FILE)
+    return paths.root / FIGURES_FILE
 
 
 def check_parts(spec: ReleaseSpec) -> tuple[str, ...]:
@@ -65,7 +66,7 @@ def check_parts(spec: ReleaseSpec) -> tuple[str, ...]:
     return ("expectations", *(c for c in CHECKS if c != "tstr" or spec.target is not None))
 
 
-def check_part(run: PinnedRun, part: str) -> str:
+def check_part(run: PinnedRun, part: str) -> Path:
     """One part of the check step (see :func:`check_parts`), into the run's private
     ``checks/<part>.json``; a part's figures equal those of the whole :func:`check`."""
     spec, paths = run.spec, run.paths
@@ -78,10 +79,10 @@ def check_part(run: PinnedRun, part: str) -> str:
         payload = _evaluate(spec, paths, synthetic, columns, only=[part])
     out = paths.root / CHECKS_DIR / f"{part}.json"
     write_json(out, payload)
-    return str(out)
+    return out
 
 
-def merge_checks(run: PinnedRun) -> str:
+def merge_checks(run: PinnedRun) -> Path:
     """Merge the parts into ``figures.json``, failing closed: a missing or unreadable
     part records an error and leaves its figures out (the gate then fails them)."""
     spec, paths = run.spec, run.paths
@@ -103,7 +104,7 @@ def merge_checks(run: PinnedRun) -> str:
         for key in ("figures", "details", "errors", "seconds"):
             merged[key].update(payload.get(key) or {})
     write_json(paths.root / FIGURES_FILE, merged)
-    return str(paths.root / FIGURES_FILE)
+    return paths.root / FIGURES_FILE
 
 
 def _check_inputs(spec: ReleaseSpec, paths: RunPaths) -> tuple[Any, dict[str, Any]]:
@@ -164,8 +165,9 @@ def validation_columns(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
     return dict(load_generator(paths.model).columns)
 
 
-def gate(run: PinnedRun) -> dict[str, Any]:
-    """Evaluate the gate (fail closed), write the internal report; return pass/fail only."""
+def gate(run: PinnedRun) -> Verdict:
+    """Evaluate the gate (fail closed) and write the internal report (private, with the
+    figures) and ``verdict.json`` (public: pass/fail per check). Returns the verdict."""
 
     spec, paths, run_id = run.spec, run.paths, run.run_id
     details: dict[str, Any] = {}
@@ -208,4 +210,4 @@ def gate(run: PinnedRun) -> dict[str, Any]:
     public = verdict.public_dict()
     public["report"] = str(report)
     write_json(paths.root / VERDICT_FILE, public)
-    return public
+    return verdict

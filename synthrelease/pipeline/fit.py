@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any
 
 from synthrelease.generators import build_generator, load_generator
+from synthrelease.generators.accounting import PrivacyReport
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.noise import make_noise
 from synthrelease.owner_only import FILE_MODE, tighten
@@ -44,7 +46,7 @@ def _discretiser(spec: ReleaseSpec) -> Discretiser:
     return Discretiser(declared, default_bins=bins)  # undeclared: the generator's DP estimate
 
 
-def train(run: PinnedRun) -> dict[str, Any]:
+def train(run: PinnedRun) -> PrivacyReport:
     """Load, enforce the domain row by row, split, fit the DP generator. Returns the DP
     accounting. The run is marked *touched* before the first row is read."""
 
@@ -93,7 +95,7 @@ def train(run: PinnedRun) -> dict[str, Any]:
     check_spend(privacy, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta)
     _warn_on_delta(spec, generator)
     write_json(paths.root / PRIVACY_FILE, privacy)
-    return privacy
+    return report
 
 
 def _split_key(noise: Any) -> bytes:
@@ -113,7 +115,7 @@ def _warn_on_delta(spec: ReleaseSpec, generator: Any) -> None:
         )
 
 
-def sample(run: PinnedRun) -> str:
+def sample(run: PinnedRun) -> Path:
     """Sample ``synthetic_rows`` rows from the fitted generator (post-processing)."""
 
     spec, paths, run_id = run.spec, run.paths, run.run_id
@@ -123,4 +125,4 @@ def sample(run: PinnedRun) -> str:
     synthetic.to_parquet(paths.synthetic, index=False)
     tighten(paths.synthetic)
     log.info("sampled", extra={"rows": spec.synthetic_rows, "run_id": run_id})
-    return str(paths.synthetic)
+    return paths.synthetic
