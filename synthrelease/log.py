@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import io
 import logging
 import os
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -95,24 +97,78 @@ class _Catch(logging.Handler):
         pass
 
 
+OUTPUT_LOG = "output.log"  # what a private step printed or warned
+
+
+def _append(path: Path, text: str) -> None:
+    with _PrivateRouter._lock:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+class _RoutedStream(io.TextIOBase):
+    """Stands in for ``sys.stdout``/``sys.stderr`` while any private channel is open:
+    a write from a context inside a private channel goes to that run's ``output.log``;
+    any other write goes to the stream that was there before. The choice is per context
+    (thread or task), so concurrent steps cannot swap each other's streams."""
+
+    def __init__(self, original: TextIO) -> None:
+        self.original = original
+
+    def write(self, text: str) -> int:
+        path = _private_path.get()
+        if path is None:
+            return self.original.write(text)
+        _append(path.with_name(OUTPUT_LOG), text)
+        return len(text)
+
+    def flush(self) -> None:
+        if _private_path.get() is None:
+            self.original.flush()
+
+    def isatty(self) -> bool:
+        return False if _private_path.get() is not None else self.original.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]  # TextIOBase declares it read-only
+        return getattr(self.original, "encoding", "utf-8")
+
+
+def _routed_showwarning(message, category, filename, lineno, file=None, line=None) -> None:  # type: ignore[no-untyped-def]  # warnings' own hook signature
+    path = _private_path.get()
+    if path is None:
+        _active.showwarning(message, category, filename, lineno, file, line)
+        return
+    _append(path.with_name(OUTPUT_LOG), f"warning: {category.__name__}: {message}\n")
+
+
 class _Active:
-    """How many private channels are open (threads), and the logger's own propagate."""
+    """What the first private channel replaced, restored when the last one closes."""
 
     count = 0
     propagate = False
+    stdout: TextIO = sys.stdout
+    stderr: TextIO = sys.stderr
+    showwarning = staticmethod(warnings.showwarning)
 
 
 _active = _Active()
 _active_lock = threading.Lock()
+# loggers whose handlers are public channels: ours, the root (third-party libraries),
+# and Prefect's (its API log handler and console)
+_ROUTED_LOGGERS = ("synthrelease", "", "prefect")
 
 
 @contextlib.contextmanager
 def private_channel(folder: Path) -> Iterator[Path]:
-    """While the body runs (in this thread or task context), everything logged under
-    ``synthrelease`` (library code, generators, validators) goes to ``folder/private.log``
-    only: never to stderr, Prefect's API log handler or the root logger. Run steps that
-    read sensitive rows run inside it, so that what a step logs cannot depend on the rows
-    in any public channel. Nested and concurrent uses (threads) are counted."""
+    """While the body runs (in this thread or task context), whatever it logs (under
+    any logger), prints or warns goes to ``folder/private.log`` / ``folder/output.log``
+    only: never to stderr, stdout, Prefect's API log handler or the root logger's
+    handlers. Run steps that read sensitive rows run inside it, so that what a step says
+    cannot depend on the rows in any public channel. Concurrent uses (threads of a
+    parallel check) are routed per context; the first one installs the routing and the
+    last one removes it."""
     path = Path(folder) / PRIVATE_LOG
     logger = logging.getLogger("synthrelease")
     token = _private_path.set(path)
@@ -123,10 +179,16 @@ def private_channel(folder: Path) -> Iterator[Path]:
             catch.addFilter(_ROUTER)
             logger.addHandler(catch)
             logger.propagate = False
+            _active.stdout, _active.stderr = sys.stdout, sys.stderr
+            _active.showwarning = warnings.showwarning
+            sys.stdout = _RoutedStream(_active.stdout)  # type: ignore[assignment]  # a TextIO in all but name
+            sys.stderr = _RoutedStream(_active.stderr)  # type: ignore[assignment]  # a TextIO in all but name
+            warnings.showwarning = _routed_showwarning
         _active.count += 1
-        for handler in logger.handlers:
-            if _ROUTER not in handler.filters:
-                handler.addFilter(_ROUTER)
+        for name in _ROUTED_LOGGERS:
+            for handler in logging.getLogger(name).handlers:
+                if _ROUTER not in handler.filters:
+                    handler.addFilter(_ROUTER)
     try:
         yield path
     finally:
@@ -137,3 +199,5 @@ def private_channel(folder: Path) -> Iterator[Path]:
                 for handler in [h for h in logger.handlers if isinstance(h, _Catch)]:
                     logger.removeHandler(handler)
                 logger.propagate = _active.propagate
+                sys.stdout, sys.stderr = _active.stdout, _active.stderr
+                warnings.showwarning = _active.showwarning

@@ -18,7 +18,6 @@ import fcntl
 import logging
 import os
 import socket
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,14 +25,13 @@ from synthrelease import pipeline
 from synthrelease.errors import ChargedRunError, ConcurrentRunError
 from synthrelease.ledger import open_ledger
 from synthrelease.log import private_channel
-from synthrelease.owner_only import FILE_MODE, private_dir
+from synthrelease.owner_only import private_dir
 from synthrelease.pipeline import PinnedRun, ReleaseSummary
 from synthrelease.private.workspace import Workspace
 from synthrelease.spec import ReleaseSpec, load_spec
 from synthrelease.validators.summary import verdict_markdown
 
 log = logging.getLogger(__name__)
-OUTPUT_FILE = "output.log"  # what a private step printed or warned
 
 
 def private_step(step: Callable[..., object]) -> Callable[..., None]:
@@ -46,7 +44,7 @@ def private_step(step: Callable[..., object]) -> Callable[..., None]:
         run = PinnedRun.load(run_dir)
         if run.failed:
             return
-        with private_channel(run.root), _private_output(run.root):
+        with private_channel(run.root):
             try:
                 step(run, *args)
             except Exception as exc:
@@ -79,24 +77,6 @@ publish = private_step(pipeline.publish)
 def check_parts(run_dir: str) -> tuple[str, ...]:
     """The parts of the check step for this run's frozen spec (public: spec only)."""
     return pipeline.check_parts(PinnedRun.load(run_dir).spec)
-
-
-@contextlib.contextmanager
-def _private_output(folder: Path) -> Iterator[None]:
-    """Prints (progress bars included) and warnings of a private step go to its folder."""
-    fd = os.open(folder / OUTPUT_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-    with (
-        os.fdopen(fd, "a", encoding="utf-8") as out,
-        contextlib.redirect_stdout(out),
-        contextlib.redirect_stderr(out),
-        warnings.catch_warnings(record=True) as caught,
-    ):
-        warnings.simplefilter("default")
-        try:
-            yield
-        finally:
-            for w in caught:
-                out.write(f"warning: {w.category.__name__}: {w.message}\n")
 
 
 @contextlib.contextmanager

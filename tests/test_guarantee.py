@@ -346,3 +346,80 @@ def test_manifest_epsilon_matches_an_independent_accountant(
     independent = _independent_epsilon(privacy["details"], privacy["delta"])
     assert ours == pytest.approx(independent, rel=0.01)
     assert ours <= independent * (1 + 1e-6)
+
+
+# --------------------------------------------------------------------------- private channel
+def test_interleaved_private_steps_in_threads_say_nothing_in_public(tmp_path, monkeypatch):
+    """Two steps in threads of one process (the parallel check), entered and left out of
+    order: each one's prints, warnings and logs land in its own run folder, nothing
+    reaches the real streams or a public logger, and the streams are restored."""
+    import io
+    import logging
+    import threading
+    import time
+    import warnings
+
+    from synthrelease.log import OUTPUT_LOG, PRIVATE_LOG, private_channel
+
+    public_out, public_err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr("sys.stdout", public_out)
+    monkeypatch.setattr("sys.stderr", public_err)
+    root_records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            root_records.append(record)
+
+    keep = Keep()
+    logging.getLogger().addHandler(keep)
+    folders = {name: tmp_path / name for name in ("a", "b")}
+    for folder in folders.values():
+        folder.mkdir()
+
+    def step(name: str, start: float, stop: float) -> None:
+        time.sleep(start)
+        with private_channel(folders[name]):
+            print(f"secret-print-{name}")
+            warnings.warn(f"secret-warning-{name}", UserWarning, stacklevel=1)
+            logging.getLogger("sklearn.something").warning("secret-third-party-%s", name)
+            logging.getLogger("synthrelease.private.test").warning("secret-log-%s", name)
+            time.sleep(stop - start)
+
+    try:
+        threads = [threading.Thread(target=step, args=("a", 0.0, 0.2)),
+                   threading.Thread(target=step, args=("b", 0.1, 0.5))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        logging.getLogger().removeHandler(keep)
+    import sys
+
+    assert sys.stdout is public_out and sys.stderr is public_err  # restored
+    assert public_out.getvalue() == "" and public_err.getvalue() == ""
+    assert not [r for r in root_records if "secret" in r.getMessage()]
+    for name, folder in folders.items():
+        other = "b" if name == "a" else "a"
+        output = (folder / OUTPUT_LOG).read_text()
+        logged = (folder / PRIVATE_LOG).read_text()
+        assert f"secret-print-{name}" in output and f"secret-warning-{name}" in output
+        assert f"secret-third-party-{name}" in logged and f"secret-log-{name}" in logged
+        assert f"secret-print-{other}" not in output and f"-{other}" not in logged
+
+
+def test_a_spec_cannot_point_its_runs_at_a_fresh_ledger(spec_factory, tmp_path, monkeypatch):
+    """The attack: copy a spent table's spec and move its workspace (so its ledger) to an
+    empty folder. With the custodian's $SYNTHRELEASE_LEDGER_URL set, the moved spec is
+    still charged to, and refused by, the one ledger."""
+    from synthrelease.errors import BudgetExceededError
+    from synthrelease.ledger import LEDGER_URL_ENV
+
+    monkeypatch.setenv(LEDGER_URL_ENV, f"sqlite:///{tmp_path / 'custodian-ledger.sqlite'}")
+    path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
+                                 "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    run.release(str(path))
+    _edit(path, workspace__path=str(tmp_path / "elsewhere"))
+    with pytest.raises(BudgetExceededError, match="spent epsilon 6 of 10"):
+        run.release(str(path))
+    assert not (tmp_path / "elsewhere" / "ledger.sqlite").exists()

@@ -11,15 +11,14 @@ from synthrelease.cli.output import _out
 from synthrelease.errors import (
     SpecError,
 )
-from synthrelease.ledger import BudgetLedger, open_ledger
-from synthrelease.private.workspace import Workspace
+from synthrelease.ledger import BudgetLedger, ledger_at, open_ledger
 from synthrelease.spec import load_spec
 
 
 def _ledger(args: argparse.Namespace) -> BudgetLedger:
     if args.spec:
         return open_ledger(load_spec(args.spec))
-    return BudgetLedger.sqlite(Workspace(Path(args.workspace)).ensure().ledger_path)
+    return ledger_at(Path(args.workspace))
 
 
 def cmd_budget_show(args: argparse.Namespace) -> int:

@@ -56,6 +56,8 @@ from synthrelease.private.workspace import Workspace
 from synthrelease.spec import Budget, ReleaseSpec
 
 __all__ = [
+    "LEDGER_URL_ENV",
+    "ledger_at",
     "BudgetChange",
     "BudgetLedger",
     "Spend",
@@ -319,13 +321,32 @@ def _refuse_over(
         )
 
 
+LEDGER_URL_ENV = "SYNTHRELEASE_LEDGER_URL"
+
+
 def open_ledger(spec: ReleaseSpec) -> BudgetLedger:
-    """The ledger of a spec's workspace: SQLite in the workspace, or the database named
-    by the environment variable ``workspace.ledger_url_env`` (e.g. PostgreSQL)."""
-    env = spec.workspace.ledger_url_env
-    if env:
-        url = os.environ.get(env)
-        if not url:
-            raise LedgerError(f"environment variable {env} (workspace.ledger_url_env) is not set")
+    """The ledger that charges runs of ``spec``: see :func:`ledger_at`."""
+    return ledger_at(spec.workspace.path, url_env=spec.workspace.ledger_url_env)
+
+
+def ledger_at(workspace: Path, *, url_env: str | None = None) -> BudgetLedger:
+    """The budget ledger, in this order:
+
+    1. ``$SYNTHRELEASE_LEDGER_URL``, the custodian's: when set it wins over anything a
+       spec says, so a spec cannot point its runs at a fresh, empty ledger (set it
+       wherever specs come from someone else);
+    2. the database named by the environment variable ``url_env``
+       (``workspace.ledger_url_env``, e.g. PostgreSQL);
+    3. SQLite in the workspace.
+    """
+    url = os.environ.get(LEDGER_URL_ENV)
+    if url:
         return BudgetLedger(url)
-    return BudgetLedger.sqlite(Workspace(spec.workspace.path).ensure().ledger_path)
+    if url_env:
+        url = os.environ.get(url_env)
+        if not url:
+            raise LedgerError(
+                f"environment variable {url_env} (workspace.ledger_url_env) is not set"
+            )
+        return BudgetLedger(url)
+    return BudgetLedger.sqlite(Workspace(workspace).ensure().ledger_path)

@@ -66,11 +66,10 @@ from pathlib import Path
 from typing import Any
 
 from synthrelease.errors import SpecError
-from synthrelease.ledger import BudgetLedger
+from synthrelease.ledger import ledger_at
 from synthrelease.private.draft_columns import OTHER, draft_column
 from synthrelease.private.draft_dp import dp_column, draft_noise, plan_dp_draft
 from synthrelease.private.sources import load_raw, read_header, source_for_file
-from synthrelease.private.workspace import Workspace
 from synthrelease.spec import Budget, CsvSource, ParquetSource, parse_spec
 
 DEFAULT_K = 10
@@ -273,7 +272,7 @@ def _dp_columns(
     rho_each, delta_each = plan_dp_draft(epsilon=epsilon, delta=delta, columns=len(header))
     noise = draft_noise(seed)  # refuses a seed without the test switch, before any charge
     lifetime = Budget(epsilon=budget[0], delta=budget[1])
-    ledger = BudgetLedger.sqlite(Workspace(workspace).ensure().ledger_path)
+    ledger = ledger_at(workspace)  # the custodian's ledger when $SYNTHRELEASE_LEDGER_URL is set
     try:
         rid = ledger.reserve(
             name, epsilon=float(epsilon), delta=float(delta), budget=lifetime, run_id=run_id
