@@ -181,8 +181,8 @@ def private_channel(folder: Path) -> Iterator[Path]:
             logger.propagate = False
             _active.stdout, _active.stderr = sys.stdout, sys.stderr
             _active.showwarning = warnings.showwarning
-            sys.stdout = _RoutedStream(_active.stdout)  # type: ignore[assignment]  # a TextIO in all but name
-            sys.stderr = _RoutedStream(_active.stderr)  # type: ignore[assignment]  # a TextIO in all but name
+            sys.stdout = _RoutedStream(_active.stdout)
+            sys.stderr = _RoutedStream(_active.stderr)
             warnings.showwarning = _routed_showwarning
         _active.count += 1
         for name in _ROUTED_LOGGERS:

@@ -379,15 +379,17 @@ def test_interleaved_private_steps_in_threads_say_nothing_in_public(tmp_path, mo
     def step(name: str, start: float, stop: float) -> None:
         time.sleep(start)
         with private_channel(folders[name]):
-            print(f"secret-print-{name}")
+            print(f"secret-print-{name}")  # noqa: T201 - the step under test prints
             warnings.warn(f"secret-warning-{name}", UserWarning, stacklevel=1)
             logging.getLogger("sklearn.something").warning("secret-third-party-%s", name)
             logging.getLogger("synthrelease.private.test").warning("secret-log-%s", name)
             time.sleep(stop - start)
 
     try:
-        threads = [threading.Thread(target=step, args=("a", 0.0, 0.2)),
-                   threading.Thread(target=step, args=("b", 0.1, 0.5))]
+        threads = [
+            threading.Thread(target=step, args=("a", 0.0, 0.2)),
+            threading.Thread(target=step, args=("b", 0.1, 0.5)),
+        ]
         for t in threads:
             t.start()
         for t in threads:
@@ -416,8 +418,15 @@ def test_a_spec_cannot_point_its_runs_at_a_fresh_ledger(spec_factory, tmp_path, 
     from synthrelease.ledger import LEDGER_URL_ENV
 
     monkeypatch.setenv(LEDGER_URL_ENV, f"sqlite:///{tmp_path / 'custodian-ledger.sqlite'}")
-    path = spec_factory(privacy={"epsilon": 6.0, "delta": 1e-6, "noise": "seeded", "seed": 1,
-                                 "budget": {"epsilon": 10.0, "delta": 1e-5}})
+    path = spec_factory(
+        privacy={
+            "epsilon": 6.0,
+            "delta": 1e-6,
+            "noise": "seeded",
+            "seed": 1,
+            "budget": {"epsilon": 10.0, "delta": 1e-5},
+        }
+    )
     run.release(str(path))
     _edit(path, workspace__path=str(tmp_path / "elsewhere"))
     with pytest.raises(BudgetExceededError, match="spent epsilon 6 of 10"):
