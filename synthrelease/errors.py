@@ -18,6 +18,11 @@ class SpecError(SynthReleaseError):
     """The release spec is missing, not YAML, or does not validate."""
 
 
+class PlanRefusedError(SpecError):
+    """``run``: the spec's plan says its gate cannot be expected to pass (nothing was
+    read or charged); ``--anyway`` runs it all the same."""
+
+
 class SourceError(SynthReleaseError):
     """The sensitive source cannot be opened or read."""
 

@@ -57,6 +57,8 @@ def metadata_provenance(spec: ReleaseSpec) -> dict[str, Any]:
         },
         "synthetic_rows": prov.synthetic_rows,
         "delta": prov.delta,
+        # the public row count that the draft's bins and thresholds (and the plan) used
+        "expected_rows": None if spec.expected_rows is None else prov.expected_rows,
         "domain_estimate": None
         if estimate is None
         else {
@@ -165,12 +167,21 @@ def provenance_lines(manifest: Mapping[str, Any]) -> list[str]:
             + " were read from the original rows by `spec draft` without DP.** They are "
             "not covered by the guarantee above."
         )
-    drafted_values = [k for k in ("synthetic_rows", "delta") if prov.get(k) == "drafted"]
+    drafted_values = [
+        k for k in ("synthetic_rows", "delta", "expected_rows") if prov.get(k) == "drafted"
+    ]
     if drafted_values:
         lines.append(
             "- **NOT differentially private: "
             + ", ".join(f"`{k}`" for k in drafted_values)
-            + " derived from the original rows (their count) without DP.**"
+            + " derived from the original rows (their count) without DP"
+            + (
+                " (the count rounded down to two significant digits; the drafted bins and "
+                "gate thresholds were chosen from it)"
+                if "expected_rows" in drafted_values
+                else ""
+            )
+            + ".**"
         )
     if by_kind.get("dp"):
         est = prov.get("domain_estimate")

@@ -24,7 +24,10 @@ Canonical values: numbers as float64 (``3``, ``"3"``, ``" 3 "`` and ``3.0`` alik
 booleans as pandas' nullable ``boolean`` (a bool, or text that is, once stripped and
 lower-cased, one of :data:`TRUE_TEXT` / :data:`FALSE_TEXT`); datetimes as naive UTC
 ``datetime64[ns]`` (naive text read as UTC, aware values converted); categories as the
-``str`` of the value, exactly (no stripping, no case folding).
+``str`` of the value, exactly (no stripping, no case folding), except that a number with
+an integral value reads as its integer text (``3`` and ``3.0`` both as ``"3"``; text is
+never rewritten), so a column of whole numbers reads the same with nulls (pandas: float)
+and without (int).
 
 :func:`row_keys` is the one definition of "the same row" for copy detection: rows are
 equal when every declared column holds the same canonical value, or both hold null, or
@@ -52,8 +55,9 @@ from synthrelease.spec import (
 # The accepted boolean spellings (after strip + lower-case), defined once.
 TRUE_TEXT = frozenset({"true", "1", "yes", "t", "y", "1.0"})
 FALSE_TEXT = frozenset({"false", "0", "no", "f", "n", "0.0"})
-# The spellings that make ``spec draft`` *infer* a boolean column from text (1/0 and
-# yes/no columns are drafted as numbers / categories; declared boolean, they read as above).
+# The spellings that make ``spec draft`` infer a boolean column from text even when only
+# one of them occurs (a column holding exactly two values, one of TRUE_TEXT and one of
+# FALSE_TEXT, such as yes/no or 0/1, is drafted boolean as well: see private/draft.py).
 BOOLEAN_WORDS = frozenset({"true", "false"})
 
 # Tags, in a key column of their own (so no label can collide with them). No NUL
@@ -145,13 +149,23 @@ def datetime(
     return Normalised(stamps, null, unreadable, outside & ~null & ~unreadable)
 
 
+def label(value: object) -> str:
+    """The category label of one present value: its ``str``, except a number with an
+    integral value, which reads as its integer text (``3.0`` as ``"3"``; ``-0.0`` as
+    ``"0"``). Text and booleans are never rewritten."""
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def categorical(
     values: pd.Series, *, categories: tuple[str, ...] | None = None, other: str | None = None
 ) -> Normalised:
-    """Labels as ``str``; a value outside ``categories`` is ``outside`` and reads as
-    ``other`` where the column declares that bucket (``categories`` None: no domain)."""
+    """Labels as read by :func:`label`; a value outside ``categories`` is ``outside`` and
+    reads as ``other`` where the column declares that bucket (``categories`` None: no
+    domain)."""
     null = _nulls(values)
-    text = values.astype(object).where(~null, None).map(lambda v: None if v is None else str(v))
+    text = values.astype(object).where(~null, None).map(lambda v: None if v is None else label(v))
     if categories is None:
         return Normalised(text, null, _none(len(values)), _none(len(values)))
     outside = ~null & ~text.isin(categories).to_numpy()

@@ -94,6 +94,7 @@ LAYERS = {
         "synthrelease.manifest",
         "synthrelease.firewall",
         "synthrelease.models",
+        "synthrelease.planning",
     ),
     "entry points": ("synthrelease.cli", "synthrelease.flows", "synthrelease"),
 }

@@ -55,6 +55,7 @@ def test_the_order_of_the_checks_is_pinned():
         "singling_out",
         "linkability",
         "inference",
+        "sample_equivalence",
     )
     assert CHECKS == tuple(c.name for c in REGISTRY)
 

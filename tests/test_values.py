@@ -80,7 +80,14 @@ CORPUS: dict[str, list[tuple[object, object]]] = {
         ("e\u0301", "other"),
         ("zzz", "other"),
         ("other", "other"),
-        (3.0, "other"),
+        # a number with an integral value reads as its integer text; text is not rewritten
+        (3.0, "3"),
+        (np.float64(3.0), "3"),
+        (np.float32(3.0), "3"),
+        ("3.0", "other"),
+        (" 3", "other"),
+        (3.5, "other"),
+        (True, "other"),
         (LONG + "y", "other"),
         ("", "other"),
         (None, "null"),
@@ -192,6 +199,25 @@ def test_canonical_types():
     assert values.datetime(_series(["2020-01-01+02:00"])).values.dtype == "datetime64[ns]"
     assert values.categorical(_series([3, None])).values.tolist() == ["3", None]
     assert np.signbit(values.numerical(_series([-0.0])).values.iloc[0]) == False  # noqa: E712
+
+
+def test_whole_numbers_read_the_same_with_and_without_nulls():
+    """A CSV column of whole numbers is int without nulls and float with them (pandas):
+    both read as the same labels, ``"3"``, never ``"3.0"``."""
+    ints = values.categorical(pd.Series([3, 1, -2, 0])).values.tolist()
+    floats = values.categorical(pd.Series([3.0, 1.0, -2.0, -0.0, np.nan])).values.tolist()
+    assert ints == ["3", "1", "-2", "0"] and floats == ["3", "1", "-2", "0", None]
+    assert values.categorical(pd.Series(["3", "3.0", None])).values.tolist() == ["3", "3.0", None]
+    assert values.categorical(pd.Series([2.5, np.inf, 1e20])).values.tolist() == [
+        "2.5",
+        "inf",
+        "100000000000000000000",
+    ]
+    assert values.categorical(pd.Series([True, False])).values.tolist() == ["True", "False"]
+    nullable = pd.Series([3, None], dtype="Int64")
+    assert values.categorical(nullable).values.tolist() == ["3", None]
+    declared = values.categorical(pd.Series([3.0, 4.0]), categories=("3",), other="other")
+    assert declared.values.tolist() == ["3", "other"] and declared.outside.tolist() == [False, True]
 
 
 def test_index_is_kept_and_masks_never_overlap():

@@ -5,8 +5,10 @@ statistics of the *synthetic* table (post-processing of the DP output), how the 
 was validated (checks, thresholds, sample sizes) and the gate's verdict (pass/fail per
 check). Figures computed against the real rows (utility scores, attack results) are not
 covered by DP: they appear only when the spec opts in (``gate.publish_figures: true``),
-under a warning. Verdicts are rebuilt from a whitelist of keys, so an internal verdict
-with its figures passed in by mistake loses them.
+under a warning, led by the utility headline (k-marginal score, sample equivalence,
+TSTR/TRTR with intervals; :func:`headline`). A figure that is a count of the real table
+(:data:`UNPUBLISHED`) stays out even then. Verdicts are rebuilt from a whitelist of keys,
+so an internal verdict with its figures passed in by mistake loses them.
 """
 
 from __future__ import annotations
@@ -22,11 +24,29 @@ from synthrelease.errors import PrivacyError
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, ReleaseSpec
 from synthrelease.validators.features import typed_frame
 from synthrelease.validators.gate import DESCRIPTIONS
+from synthrelease.validators.report_sections import equivalence_sentence
 
 DATASHEET_FORMAT = 1
 JSON_NAME = "datasheet.json"
 MARKDOWN_NAME = "datasheet.md"
 _CHECK_KEYS = ("name", "threshold", "bound", "passed", "reason")
+# Published (opt-in) with a sentence of their own; the row count stays internal: with the
+# fraction it gives the training part's size, a count of the real table.
+HEADLINE_FIGURES = (
+    "kmarginal_score",
+    "equivalent_sample_fraction",
+    "equivalent_sample_clamp",
+    "tstr_score",
+    "tstr_score_low",
+    "tstr_score_high",
+    "trtr_score",
+    "trtr_score_low",
+    "trtr_score_high",
+    "tstr_gap",
+    "tstr_gap_low",
+    "tstr_gap_high",
+)
+UNPUBLISHED = frozenset({"equivalent_sample_rows"})
 REAL_FIGURES_WARNING = (
     "computed against the real rows (training and holdout parts); NOT covered by "
     "differential privacy; published because the spec sets gate.publish_figures: true"
@@ -88,11 +108,22 @@ def build_datasheet(
         },
     }
     if figures is not None:
+        published = {str(k): _finite(v) for k, v in figures.items() if k not in UNPUBLISHED}
         sheet["real_data_figures"] = {
             "warning": REAL_FIGURES_WARNING,
-            "figures": {str(k): _finite(v) for k, v in figures.items()},
+            "headline": headline(published),
+            "figures": published,
         }
     return sheet
+
+
+def headline(figures: Mapping[str, float | None]) -> dict[str, Any]:
+    """The utility figures people read (opt-in only, like every real-data figure): the
+    k-marginal score, the sample equivalence as a sentence (without the row count) and
+    TSTR/TRTR with their 95% intervals; absent figures are None."""
+    out: dict[str, Any] = {name: figures.get(name) for name in HEADLINE_FIGURES}
+    out["sample_equivalence"] = equivalence_sentence(figures, rows=False)
+    return out
 
 
 def synthetic_statistics(synthetic: pd.DataFrame, columns: Mapping[str, object]) -> dict[str, Any]:
@@ -176,11 +207,32 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
             "## Real-data figures (opt-in)",
             f"**Warning:** {real['warning']}.",
             "",
-            "| figure | value |",
-            "|---|---|",
         ]
+        lines += _headline_markdown(real.get("headline") or {})
+        lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {_md(k)} | {_fmt(val)} |" for k, val in real["figures"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _headline_markdown(h: Mapping[str, Any]) -> list[str]:
+    def ci(name: str) -> str:
+        low, high = h.get(f"{name}_low"), h.get(f"{name}_high")
+        interval = "" if low is None or high is None else f" (95% interval {low:.3f}-{high:.3f})"
+        return f"{_fmt(h.get(name))}{interval}"
+
+    score = h.get("kmarginal_score")
+    score_text = "—" if score is None else f"{score:.0f}"
+    lines = [
+        "### Utility at a glance",
+        f"- k-marginal score (SDNist scale, 1,000 x (1 - mean 3-way TVD)): {score_text} of 1,000.",
+        f"- Marginal accuracy: {h.get('sample_equivalence', 'not computed')}.",
+    ]
+    if h.get("tstr_score") is not None:
+        lines.append(
+            f"- Target model scored on real holdout rows: trained on synthetic "
+            f"{ci('tstr_score')}, trained on real {ci('trtr_score')}; gap {ci('tstr_gap')}."
+        )
+    return lines
 
 
 def _stats_text(stats: Mapping[str, Any]) -> str:

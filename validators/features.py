@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn, NumericalColumn
-from synthrelease.values import boolean
+from synthrelease.values import boolean, categorical
 
 
 def typed_frame(frame: pd.DataFrame, specs: Mapping[str, object]) -> pd.DataFrame:
@@ -33,7 +33,7 @@ def typed_column(values: pd.Series, spec: object) -> pd.Series:
     values = values.reset_index(drop=True)
     null = values.isna()
     if isinstance(spec, CategoricalColumn):
-        text = values.astype(object).where(~null, None).map(lambda v: None if v is None else str(v))
+        text = categorical(values).values  # the one categorical reader: synthrelease.values
         known = text.isin(spec.categories)
         fill = spec.other if spec.other is not None else None
         return text.where(known | null, fill).astype(object)

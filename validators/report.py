@@ -20,7 +20,7 @@ from typing import Any
 
 from synthrelease.validators.expectations import ExpectationResult
 from synthrelease.validators.gate import Verdict
-from synthrelease.validators.report_sections import render_sections
+from synthrelease.validators.report_sections import render_glance, render_sections
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ def _render_html(payload: Mapping[str, Any], raw_figures: Mapping[str, Any]) -> 
         f"{'PASSED' if passed else 'FAILED'}</div>",
         '<p class="note">Internal: the figures below were computed against the real data and '
         "are not differentially private. Keep this report in the private workspace.</p>",
+        render_glance(figures=raw_figures, details=payload["details"], passed=passed),
         "<h2>Gate checks</h2>",
         _table(
             ["check", "figure", "threshold", "verdict", "reason"],

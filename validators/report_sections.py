@@ -1,4 +1,6 @@
-"""The internal report's detail sections: utility, attacks, plots, errors, Data Docs.
+"""The internal report's sections: utility, attacks, distances, plots, errors, Data Docs,
+settings; utility at a glance and the per-column and per-pair marginal error are in
+``report_glance``.
 
 Rendered from the evaluation's details (``validators/real.py``) into self-contained HTML
 (inline SVG, no scripts, no external links). Internal only: these are real-data figures.
@@ -6,13 +8,23 @@ Rendered from the evaluation's details (``validators/real.py``) into self-contai
 
 from __future__ import annotations
 
-import html
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
 from synthrelease.validators import svg
+from synthrelease.validators.report_glance import (
+    _e,
+    _n,
+    _pairs,
+    _table,
+    _tstr_line,
+    equivalence_sentence,
+    render_glance,
+)
+
+# render_glance and equivalence_sentence are re-exported: report.py and datasheet.py
+# import them from here.
+__all__ = ["equivalence_sentence", "render_glance", "render_sections"]
 
 _ATTACKS = (
     (
@@ -46,23 +58,6 @@ _ATTACKS = (
 )
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _n(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        return "&mdash;" if value is None else _e(value)
-    value = float(value)
-    return _e(f"{value:.4g}") if math.isfinite(value) else "not finite"
-
-
-def _table(head: list[str], rows: list[list[str]]) -> str:
-    th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_sections(
     *,
     figures: Mapping[str, Any],
@@ -76,6 +71,7 @@ def render_sections(
         _attacks(figures, details),
         _distances(figures, details),
         _plots(details),
+        _pairs(figures, details),
         _docs(data_docs),
         _settings(details),
     ]
@@ -114,6 +110,11 @@ def _utility(figures: Mapping[str, Any], details: Mapping[str, Any]) -> str:
             "Association gap (mean |Cramér's V real - synthetic|)",
             _n(figures.get("association_gap")),
         ],
+        [
+            "k-marginal score (SDNist scale, 3-way; 1,000 is perfect)",
+            _n(figures.get("kmarginal_score")),
+        ],
+        ["Sample equivalence (2-way TVD)", _e(equivalence_sentence(figures))],
     ]
     out = "<h2>Utility</h2>" + _table(["figure", "value"], rows)
     tstr = details.get("tstr")
@@ -128,6 +129,9 @@ def _utility(figures: Mapping[str, Any], details: Mapping[str, Any]) -> str:
             f"<h3>Train on synthetic, test on real: target {_e(tstr.get('target'))} "
             f"({_e(tstr.get('task'))}, {_e(tstr.get('model'))}; gated metric "
             f"{_e(tstr.get('primary_metric'))})</h3>" + _table(["trained on"] + metrics, rows)
+        )
+        out += f"<p>{_e(tstr.get('primary_metric'))}, 95% bootstrap intervals over the " + (
+            f"{_n(tstr.get('test_rows'))} holdout test rows (no refits): {_tstr_line(figures)}</p>"
         )
     problems = {k: v for k, v in details.get("sdmetrics", {}).items() if k.endswith("_problems")}
     for kind, props in problems.items():

@@ -61,6 +61,7 @@ def sdmetrics_figures(
         from sdmetrics.reports.single_table import DiagnosticReport, QualityReport
 
         metadata = sdmetrics_metadata(specs)
+        constant = _constant_columns(real)
         figures: dict[str, float] = {}
         details: dict[str, Any] = {}
         for kind, report in (("quality", QualityReport()), ("diagnostic", DiagnosticReport())):
@@ -68,20 +69,27 @@ def sdmetrics_figures(
             scores, broken = {}, {}
             for prop, key in _PROPERTIES[kind].items():
                 table = report.get_details(prop)
-                problems = _problems(table)
+                problems = _problems(table, constant=constant)
                 scores[key] = (
                     float("nan")
                     if problems
-                    else float(report.get_properties().set_index("Property").loc[prop, "Score"])
+                    else _property_score(report.get_properties(), prop, table)
                 )
                 if problems:
                     broken[prop] = problems
                 details[key] = _rows(table)
-            values = list(scores.values())
+            # A property NaN with no failing row has nothing to score (every pair below
+            # SDMetrics' association threshold, or a constant column): left out of the
+            # mean. A property with a failing row is NaN and fails the score.
+            values = [
+                v
+                for p, v in zip(_PROPERTIES[kind], scores.values())
+                if p in broken or math.isfinite(v)
+            ]
             figures.update(scores)
             figures[f"{kind}_score"] = (
                 float(sum(values) / len(values))
-                if all(math.isfinite(v) for v in values)
+                if values and all(math.isfinite(v) for v in values)
                 else float("nan")
             )
             if broken:
@@ -92,12 +100,30 @@ def sdmetrics_figures(
     return figures, details
 
 
-def _problems(table: pd.DataFrame) -> list[str]:
+def _constant_columns(real: pd.DataFrame) -> frozenset[str]:
+    """Columns holding at most one value in the real sample (nulls aside): a pair
+    metric of such a column (a correlation, say) has no value to compare."""
+    return frozenset(str(c) for c in real.columns if real[c].nunique(dropna=True) <= 1)
+
+
+def _property_score(properties: pd.DataFrame, prop: str, table: pd.DataFrame) -> float:
+    """SDMetrics' score of ``prop``; where SDMetrics left it NaN only because some rows
+    have no score by design (see :func:`_problems`), the mean of the rows that have one."""
+    score = float(properties.set_index("Property").loc[prop, "Score"])
+    if math.isfinite(score) or table is None or "Score" not in table:
+        return score
+    present = pd.to_numeric(table["Score"], errors="coerce").dropna()
+    return float(present.mean()) if len(present) else float("nan")
+
+
+def _problems(table: pd.DataFrame, *, constant: frozenset[str] = frozenset()) -> list[str]:
     """Column and metric names of rows that errored or lack a score they should have.
 
     SDMetrics 0.32 leaves a column pair's score NaN *by design* when the pair's real
     association is below the report's threshold ("Meets Threshold?" is False); such a
-    pair is not counted. Any other missing score is a failure.
+    pair is not counted. Nor is a row of a column that is ``constant`` in the real sample
+    (its correlation or trend is undefined: the issue-14 census table's constant `year`
+    made the whole quality score NaN). Any other missing score is a failure.
     """
     if table is None or len(table) == 0:
         return ["no details"]
@@ -105,6 +131,11 @@ def _problems(table: pd.DataFrame) -> list[str]:
     if "Meets Threshold?" in table:
         excluded = table["Meets Threshold?"].astype("boolean").eq(False).fillna(False)
         bad &= ~excluded.astype(bool)
+    if constant:
+        named = [c for c in ("Column", "Column 1", "Column 2") if c in table]
+        if named:
+            touches = table[named].isin(list(constant)).any(axis=1)
+            bad &= ~(touches & table["Score"].isna() if "Score" in table else touches)
     if "Error" in table:
         bad |= table["Error"].notna()
     names = []

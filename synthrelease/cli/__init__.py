@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from synthrelease import log as slog
 from synthrelease.cli.budget import cmd_budget_set, cmd_budget_show
 from synthrelease.cli.output import DEFAULT_STORE_ENV, default_store
+from synthrelease.cli.plan import cmd_plan
 from synthrelease.cli.release import cmd_run, cmd_spec_check, cmd_spec_draft
 from synthrelease.cli.releases import (
     cmd_pull,
@@ -51,7 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the checks in parallel on a local 2-worker Dask cluster "
         "(flow 'release-dask'; engine prefect only)",
     )
+    run.add_argument(
+        "--anyway",
+        action="store_true",
+        help="run even when the spec's plan says the gate cannot be expected to pass",
+    )
     run.set_defaults(func=cmd_run)
+
+    plan = sub.add_parser(
+        "plan", help="what the release will look like, before any row is read (public)"
+    )
+    plan.add_argument("spec", help="release spec (YAML)")
+    plan.add_argument(
+        "--rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the table's row count, as the custodian declares it (default: the spec's "
+        "expected_rows)",
+    )
+    plan.add_argument(
+        "--holdout-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="rows of a holdout source (default: half the rows, said so)",
+    )
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.add_argument("--fresh", action="store_true", help="simulate again (ignore the cache)")
+    plan.set_defaults(func=cmd_plan)
 
     spec = sub.add_parser("spec", help="draft or check release specs").add_subparsers(
         dest="spec_command", required=True
@@ -75,6 +104,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     draft.add_argument(
         "--delta", type=float, default=None, help="privacy.delta of the release (default 1e-6)"
+    )
+    draft.add_argument(
+        "--expected-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="about how many rows the table holds (expected_rows, public; what the draft's "
+        "choices and `plan` predict from). Default: the row count rounded down to two "
+        "significant digits (NOT DP), or with --dp a DP count charged with the draft",
     )
     draft.add_argument(
         "--dp",

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from synthrelease import run
 from synthrelease.cli.output import _out
+from synthrelease.cli.plan import plan_before_run
 from synthrelease.errors import (
     SpecError,
     SynthReleaseError,
@@ -27,6 +28,7 @@ logger = logging.getLogger("synthrelease.cli")
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dask and args.engine == "direct":
         raise SpecError("--dask runs the Prefect flow 'release-dask': leave out --engine direct")
+    plan_before_run(load_spec(args.spec), anyway=args.anyway)  # public: reads no row
     if args.engine == "direct":  # run.release reads and preflights the spec itself
         return _report(run.release(str(Path(args.spec).resolve())))
     preflight(load_spec(args.spec))  # fail fast, before Prefect starts
@@ -70,6 +72,7 @@ def cmd_spec_draft(args: argparse.Namespace) -> int:
         k=args.k,
         rows=args.rows,
         delta=args.delta,
+        expected_rows=args.expected_rows,
         dp=args.dp,
         dp_delta=args.dp_delta,
         workspace=Path(args.workspace),
@@ -89,6 +92,12 @@ def cmd_spec_draft(args: argparse.Namespace) -> int:
             f"{est['delta']:g})-DP, charged to table {args.name!r} as {est['run_id']}; "
             "review them: they become public"
         )
+    gen = raw["generator"]
+    _out(
+        f"generator {gen['name']} with {gen['params']['bins']} bins, chosen for "
+        f"{raw['expected_rows']} expected rows ({raw['provenance']['expected_rows']}); "
+        "the spec's header comment says how"
+    )
     return 0
 
 

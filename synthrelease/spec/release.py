@@ -37,6 +37,14 @@ class ReleaseSpec(_Model):
     generator: GeneratorSpec
     holdout: Holdout = Holdout()
     synthetic_rows: int = Field(ge=1, le=100_000_000)
+    expected_rows: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000_000_000,
+        description="about how many rows the table holds, as the custodian declares it "
+        "(public): what `synthrelease plan` predicts the release from before any row is "
+        "read; never used by the release itself",
+    )
     target: str | None = None
     gate: Gate = Gate()
     workspace: Workspace = Workspace()
@@ -129,7 +137,10 @@ class ReleaseSpec(_Model):
         return {
             "columns": [n for n, c in self.schema_.columns.items() if c.provenance == "drafted"],
             "values": [
-                k for k in ("synthetic_rows", "delta") if getattr(self.provenance, k) == "drafted"
+                k
+                for k in ("synthetic_rows", "delta", "expected_rows")
+                if getattr(self.provenance, k) == "drafted"
+                and (k != "expected_rows" or self.expected_rows is not None)
             ],
         }
 

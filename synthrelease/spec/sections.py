@@ -80,6 +80,11 @@ class SpecProvenance(_Model):
     delta: ValueProvenance = Field(
         default="declared", description="provenance of privacy.delta (same values)"
     )
+    expected_rows: ValueProvenance = Field(
+        default="declared",
+        description="provenance of expected_rows (same values; 'drafted': the row count "
+        "read by `spec draft`, rounded down to two significant digits, NOT DP)",
+    )
     domain_estimate: DomainEstimate | None = Field(
         default=None,
         description="the DP spend of `spec draft --dp` on the domains marked 'dp'",

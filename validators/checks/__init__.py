@@ -26,6 +26,7 @@ from synthrelease.validators.checks import (
     marginals_3way,
     membership,
     plots,
+    sample_equivalence,
     sdmetrics,
     singling_out,
     tstr,
@@ -43,6 +44,8 @@ REGISTRY: tuple[CheckDef, ...] = (
     singling_out.CHECK,
     linkability.CHECK,
     inference.CHECK,
+    # Last, so that adding it spawned no new generator for the checks above.
+    sample_equivalence.CHECK,
 )
 # Checked by the gate without a threshold; computed by the pipeline on the synthetic table.
 SUITES: tuple[SuiteCheck, ...] = (expectations.CHECK,)
