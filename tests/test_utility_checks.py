@@ -136,6 +136,18 @@ def test_sdmetrics_scores_and_fail_closed_on_a_broken_metric(frames):
     assert any("age" in p for p in details["quality_problems"]["Column Pair Trends"])
 
 
+def test_a_column_constant_in_the_real_rows_does_not_nan_the_quality_score(frames):
+    """Issue 14: a constant real column (a census extract's `year`) has no pair trend to
+    score; the quality score comes from the rest. A synthetic table that is constant where
+    the real one is not still fails (previous test)."""
+    real = frames["holdout"].assign(age=40)
+    synthetic = frames["synthetic"].assign(age=40)
+    figures, details = sdmetrics_figures(real=real, synthetic=synthetic, specs=COLUMNS)
+    assert math.isfinite(figures["quality_column_pair_trends"])
+    assert figures["quality_score"] > 0.8
+    assert "quality_problems" not in details
+
+
 def test_sampled_workload_is_bounded_and_seeded():
     sizes = {f"c{i}": 2 for i in range(30)}  # 4060 triples
     a = sampled_workload(sizes, way=3, max_marginals=100, rng=np.random.default_rng(1))

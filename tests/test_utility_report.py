@@ -322,9 +322,10 @@ def test_the_opt_in_publishes_the_headline_under_the_warning_without_row_counts(
     head = real_figures["headline"]
     assert head["kmarginal_score"] == pytest.approx(912.34567)
     assert head["tstr_gap_high"] == pytest.approx(0.071234)
-    assert head["sample_equivalence"] == (
-        "as accurate as a random sample of 4.2% of the real training rows"
+    assert head["sample_equivalence"] == (  # one significant digit when published
+        "as accurate as a random sample of 4% of the real training rows"
     )
+    assert head["equivalent_sample_fraction"] == 0.04
     text = json.dumps(sheet) + datasheet_markdown(sheet)
     assert "equivalent_sample_rows" not in text and "1379" not in text and "1,379" not in text
     md = datasheet_markdown(sheet)

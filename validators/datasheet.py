@@ -109,12 +109,27 @@ def build_datasheet(
     }
     if figures is not None:
         published = {str(k): _finite(v) for k, v in figures.items() if k not in UNPUBLISHED}
+        published["equivalent_sample_fraction"] = coarse_fraction(
+            published.get("equivalent_sample_fraction"), published.get("equivalent_sample_clamp")
+        )
         sheet["real_data_figures"] = {
             "warning": REAL_FIGURES_WARNING,
             "headline": headline(published),
             "figures": published,
         }
     return sheet
+
+
+def coarse_fraction(fraction: float | None, clamp: float | None) -> float | None:
+    """The sample-equivalence fraction as published (opt-in): one significant digit, and
+    none when the match was clamped to the end of the grid of sample sizes. The grid is
+    built from the training part's row count (its smallest sample is max(10, n/1000)
+    rows, its largest at most ``marginal_rows``), so a clamped or exact fraction would
+    give that count back (red-team finding F2)."""
+    if fraction is None or clamp is None or clamp != 0 or fraction <= 0:
+        return None
+    digits = -math.floor(math.log10(fraction))
+    return float(round(fraction, digits))
 
 
 def headline(figures: Mapping[str, float | None]) -> dict[str, Any]:

@@ -90,7 +90,13 @@ def equivalence_sentence(
     fraction = _finite(figures.get("equivalent_sample_fraction"))
     clamp = _finite(figures.get("equivalent_sample_clamp"))
     count = _finite(figures.get("equivalent_sample_rows"))
-    if fraction is None or clamp is None:
+    if clamp is None:
+        return "not computed"
+    if fraction is None:  # a published clamped match carries no number (datasheet)
+        if clamp < 0:
+            return "less accurate than the smallest random sample of the real training rows tried"
+        if clamp > 0:
+            return "at least as accurate as the largest random sample of the real rows tried"
         return "not computed"
     size = f" ({count:,.0f} rows)" if rows and count is not None else ""
     share = f"{_percent(fraction)} of the real training rows{size}"

@@ -131,13 +131,19 @@ def _problems(table: pd.DataFrame, *, constant: frozenset[str] = frozenset()) ->
     if "Meets Threshold?" in table:
         excluded = table["Meets Threshold?"].astype("boolean").eq(False).fillna(False)
         bad &= ~excluded.astype(bool)
+    named = [c for c in ("Column", "Column 1", "Column 2") if c in table]
     if constant:
-        named = [c for c in ("Column", "Column 1", "Column 2") if c in table]
         if named:
             touches = table[named].isin(list(constant)).any(axis=1)
             bad &= ~(touches & table["Score"].isna() if "Score" in table else touches)
     if "Error" in table:
-        bad |= table["Error"].notna()
+        errored = table["Error"].notna()
+        if constant and named:
+            # SDMetrics reports a numeric constant as ConstantInputError: not a failure
+            # when the column is constant in the real sample; any other error is
+            constant_input = table["Error"].astype(str).str.contains("ConstantInputError")
+            errored &= ~(constant_input & table[named].isin(list(constant)).any(axis=1))
+        bad |= errored
     names = []
     for _, row in table.loc[bad].iterrows():
         cols = [

@@ -98,6 +98,7 @@ def cache_key(spec: ReleaseSpec, *, rows: int, holdout_rows: int, seed: int) -> 
     }
     gate = public.get("gate", {})
     keep["sampling"] = {k: gate.get(k) for k in ("sample_rows", "attack_rows")}
+    keep["order"] = list(spec.columns)  # the stand-in depends on the column order
     keep["inputs"] = {"rows": rows, "holdout_rows": holdout_rows, "seed": seed}
     keep["format"] = PLAN_FORMAT
     text = json.dumps(keep, sort_keys=True, default=str)

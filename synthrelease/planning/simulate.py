@@ -17,8 +17,10 @@ reported are the real ones.
 
 from __future__ import annotations
 
-import math
+import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,7 @@ MAX_SIM_ROWS = 50_000
 TRUTH_ROWS = 200_000
 MAX_SDMETRICS_COLUMNS = 30  # SDMetrics' pair trends grow with the square of the columns
 MARGINAL_GENERATORS = ("mst", "aim")
+GENERATOR_LOGGERS = ("synthrelease.generators", "synthrelease.private")
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,9 @@ def simulate(spec: ReleaseSpec, *, train_rows: int, holdout_rows: int, seed: int
     )
     train = discretiser.decode(model.codes(sim_rows, rng), rng)
     start = time.perf_counter()
-    report = generator.fit(SensitiveTable(train, label="stand-in"), noise=NoiseSource.seeded(seed))
+    with _quiet_generators():  # their progress lines would read like a real run's
+        stand = SensitiveTable(train, label="stand-in")
+        report = generator.fit(stand, noise=NoiseSource.seeded(seed))
     fit_seconds = time.perf_counter() - start
     synthetic = generator.sample(int(spec.synthetic_rows), rng=rng)
 
@@ -158,5 +163,15 @@ def simulate(spec: ReleaseSpec, *, train_rows: int, holdout_rows: int, seed: int
     )
 
 
-def finite(value: float) -> bool:
-    return isinstance(value, float) and math.isfinite(value)
+@contextmanager
+def _quiet_generators() -> Iterator[None]:
+    """The generators' INFO lines (selected tree, rounds) silenced during a simulation."""
+    loggers = [logging.getLogger(name) for name in GENERATOR_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)

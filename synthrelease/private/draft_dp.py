@@ -138,6 +138,14 @@ def dp_column(
 
     values = frame[name]
     kind = column_kind(values)
+    numeric_dtype = pd.api.types.is_numeric_dtype(values.dtype) and not (
+        pd.api.types.is_bool_dtype(values.dtype)
+    )
+    if kind == "empty" and numeric_dtype:
+        # A numeric column with no value: whether it has one is a row fact, so it takes
+        # the DP path like any numeric column, and an empty DP histogram (a DP outcome)
+        # makes it an empty categorical (red-team finding F1).
+        kind = "numerical"
     if kind == "empty":
         if target:
             raise no_target_classes(name)
@@ -149,7 +157,12 @@ def dp_column(
         x = read.numerical(values).values
         x = x.where(np.isfinite(x), np.nan)  # infinities clip to the bounds later
         part = SensitiveTable(pd.DataFrame({name: x}), label=label)
-        lower, upper = _dp_numeric(part, name, integer=integer, rho=rho / 2, noise=noise)
+        try:
+            lower, upper = _dp_numeric(part, name, integer=integer, rho=rho / 2, noise=noise)
+        except SpecError:  # the DP histogram found nothing: decided by the noise
+            if target:
+                raise no_target_classes(name) from None
+            return empty_categorical("dp")
         ints = _dp_integers(values, text, lower=lower, upper=upper, rho=rho / 2, noise=noise)
         if ints is not None and set(ints) == {"0", "1"}:
             return boolean_column("dp")
