@@ -34,7 +34,7 @@ from tests.public_tables import TABLES, load, write_table
 # costs ~35-60 s on a loaded 2-core machine, row count aside (the generator's fit and the
 # checks on synthetic_rows dominate); churn (a Yes/No target) adds ~90 s. The bench
 # (bench/bench_first_try.py) runs every table.
-SUBSAMPLE = {"flchain": 3000, "weather": 4000}
+SUBSAMPLE = {"flchain": 3000, "weather": 3000}
 
 
 def _load(name: str) -> pd.DataFrame:

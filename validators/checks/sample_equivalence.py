@@ -46,8 +46,8 @@ from synthrelease.validators.utility import marginal_tvd, sampled_workload
 
 SMALLEST_FRACTION = 0.001
 MIN_ROWS = 10
-GRID_POINTS = 12
-DRAWS = 3
+GRID_POINTS = 9
+DRAWS = 2
 LISTED_PAIRS = 20
 SHOWN_PAIRS = 6
 
