@@ -14,14 +14,13 @@ import time
 import pytest
 import yaml
 
-from synthrelease.cli import main
 from synthrelease.errors import SpecError
 from synthrelease.generators.accounting import cdp_rho
 from synthrelease.planning import choose_generator, gate_for_plan, make_plan, suggest_bins
 from synthrelease.planning.choices import round_rows
 from synthrelease.planning.plan import cache_key
 from synthrelease.spec import load_spec
-from tests.test_cli import _ledger_entries
+from tests.test_cli import _ledger_entries, _run
 
 
 def _plan_spec(spec_factory, tmp_path, **overrides):
@@ -158,12 +157,6 @@ def test_choices_follow_public_facts():
 
 
 # --------------------------------------------------------------------------- CLI
-def _run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_cli_plan_prints_the_plan(capsys, spec_factory, tmp_path):
     path = _plan_spec(spec_factory, tmp_path)
     code, out, _ = _run(capsys, "plan", str(path), "--rows", "3000")

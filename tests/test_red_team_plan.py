@@ -12,7 +12,6 @@ Run: ``SYNTHRELEASE_TEST_NOISE=1 .venv/bin/pytest -q tests/test_red_team_plan.py
 from __future__ import annotations
 
 import ast
-import copy
 import json
 import math
 import re
@@ -22,14 +21,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from synthrelease.cli import main
 from synthrelease.generators.accounting import cdp_eps, cdp_rho
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.ledger import BudgetLedger
 from synthrelease.spec import load_spec
-from tests.conftest import ROOT, SMALL_COLUMNS, make_table
+from tests.conftest import ROOT, make_table
 
 DOOMED_GATE = {"max_tvd_1way": 0.9, "max_tvd_2way": 0.001, "max_exact_copy_excess": 0.05}
 LIKELY_GATE = {"max_tvd_1way": 0.2, "max_tvd_2way": 0.3, "max_exact_copy_excess": 0.05}
@@ -55,30 +53,16 @@ def _tables(tmp_path: Path) -> dict[str, Path | None]:
     return paths
 
 
-def _spec(tmp_path: Path, tag: str, source: Path, **overrides: Any) -> Path:
-    raw: dict[str, Any] = {
-        "name": "small",
-        "source": {"kind": "csv", "path": str(source)},
-        "schema": {"columns": copy.deepcopy(SMALL_COLUMNS)},
-        "privacy": {
-            "epsilon": 3.0,
-            "delta": 1e-6,
-            "budget": {"epsilon": 10.0, "delta": 1e-5},
-            "noise": "seeded",
-            "seed": 7,
-        },
-        "generator": {"name": "mst", "params": {"bins": 16}},
-        "holdout": {"fraction": 0.3},
-        "synthetic_rows": 2000,
-        "expected_rows": 3000,
-        "gate": dict(LIKELY_GATE),
-        "workspace": {"path": str(tmp_path / f"ws-{tag}")},  # a fresh plan cache each
-        "store": {"uri": str(tmp_path / f"store-{tag}")},
-    }
-    raw.update(overrides)
-    path = tmp_path / f"spec-{tag}.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+def _spec(spec_factory, tmp_path: Path, tag: str, source: Path, **overrides: Any) -> Path:
+    """The small test spec (conftest's ``spec_factory``) over ``source``, with a declared
+    row count and a workspace (so a fresh plan cache) and store of its own per ``tag``."""
+    return spec_factory(
+        source={"kind": "csv", "path": str(source)},
+        expected_rows=3000,
+        workspace={"path": str(tmp_path / f"ws-{tag}")},
+        store={"uri": str(tmp_path / f"store-{tag}")},
+        **overrides,
+    )
 
 
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
@@ -126,7 +110,7 @@ class _NoRead:
 
 # --------------------------------------------------------------------------- Q1: the plan
 def test_refusal_is_identical_for_neighbouring_other_and_missing_tables(
-    capsys, tmp_path, monkeypatch
+    capsys, spec_factory, tmp_path, monkeypatch
 ):
     """A doomed spec (gate tighter than the sampling floor): `run --engine direct` prints
     the plan line and refuses with exit 2 - byte for byte the same whether the source is
@@ -135,7 +119,7 @@ def test_refusal_is_identical_for_neighbouring_other_and_missing_tables(
     seen = {}
     for tag, source in tables.items():
         assert source is not None
-        spec = _spec(tmp_path, tag, source, gate=DOOMED_GATE)
+        spec = _spec(spec_factory, tmp_path, tag, source, gate=DOOMED_GATE)
         code, out, err = _cli(capsys, "run", str(spec), "--engine", "direct")
         seen[tag] = (code, out, _normalised(err))
         assert _ledger_entries(tmp_path / f"ws-{tag}") == []  # nothing reserved
@@ -150,7 +134,7 @@ def test_refusal_is_identical_for_neighbouring_other_and_missing_tables(
 
 
 def test_plan_line_before_a_run_reads_nothing_and_is_the_same_for_neighbours(
-    capsys, tmp_path, monkeypatch
+    capsys, spec_factory, tmp_path, monkeypatch
 ):
     """A spec whose plan passes: everything `run` prints up to the moment it hands over to
     `run.release` (which reserves, then reads) is the same for A, B, an unrelated table
@@ -170,7 +154,7 @@ def test_plan_line_before_a_run_reads_nothing_and_is_the_same_for_neighbours(
     seen = {}
     for tag, source in tables.items():
         assert source is not None
-        spec = _spec(tmp_path, tag, source)
+        spec = _spec(spec_factory, tmp_path, tag, source)
         code, out, err = _cli(capsys, "run", str(spec), "--engine", "direct")
         seen[tag] = (code, out, _normalised(err))
     assert no_read.calls == []
@@ -182,7 +166,7 @@ def test_plan_line_before_a_run_reads_nothing_and_is_the_same_for_neighbours(
         assert value == first, tag
 
 
-def test_plan_command_is_a_function_of_the_spec_only(capsys, tmp_path, monkeypatch):
+def test_plan_command_is_a_function_of_the_spec_only(capsys, spec_factory, tmp_path, monkeypatch):
     """`synthrelease plan --fresh --json` (no cache) is identical when the source file is
     A, B, an unrelated table, or deleted; no table reader is called."""
     tables = _tables(tmp_path)
@@ -190,7 +174,7 @@ def test_plan_command_is_a_function_of_the_spec_only(capsys, tmp_path, monkeypat
     plans = {}
     for tag, source in tables.items():
         assert source is not None
-        spec = _spec(tmp_path, tag, source)
+        spec = _spec(spec_factory, tmp_path, tag, source)
         code, out, _ = _cli(capsys, "plan", str(spec), "--fresh", "--json")
         assert code == 0, tag
         plan = json.loads(out)

@@ -28,10 +28,11 @@ logger = logging.getLogger("synthrelease.cli")
 def cmd_run(args: argparse.Namespace) -> int:
     if args.dask and args.engine == "direct":
         raise SpecError("--dask runs the Prefect flow 'release-dask': leave out --engine direct")
-    plan_before_run(load_spec(args.spec), anyway=args.anyway)  # public: reads no row
-    if args.engine == "direct":  # run.release reads and preflights the spec itself
+    spec = load_spec(args.spec)
+    plan_before_run(spec, anyway=args.anyway)  # public: reads no row
+    if args.engine == "direct":  # run.release reads, pins and preflights the spec itself
         return _report(run.release(str(Path(args.spec).resolve())))
-    preflight(load_spec(args.spec))  # fail fast, before Prefect starts
+    preflight(spec)  # fail fast, before Prefect starts
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

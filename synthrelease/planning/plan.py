@@ -44,7 +44,6 @@ LIKELY = 0.9  # predicted at or below 0.9 x threshold (max checks): likely to pa
 UNLIKELY = 1.25  # above 1.25 x threshold: the gate cannot be expected to pass
 SCORE_MARGIN = 0.05  # scores (min checks): likely this far above the threshold
 DEFAULT_SOURCE_HOLDOUT_SHARE = 0.5  # a holdout source's size, as a share of the rows
-PREDICTED = ("tvd_1way", "tvd_2way", "tvd_3way", "quality_score", "diagnostic_score")
 
 
 def _sigma(line: BudgetLine, columns: int, edges: int) -> float | None:
@@ -106,7 +105,7 @@ def cache_key(spec: ReleaseSpec, *, rows: int, holdout_rows: int, seed: int) -> 
 
 
 # --------------------------------------------------------------------------- forecast
-def _forecasts(spec: ReleaseSpec, sim: Simulation, floor: dict[str, float]) -> list[Forecast]:
+def _forecasts(spec: ReleaseSpec, sim: Simulation) -> list[Forecast]:
     gate = spec.gate
     out = []
     for t in thresholds():
@@ -127,7 +126,7 @@ def _forecasts(spec: ReleaseSpec, sim: Simulation, floor: dict[str, float]) -> l
         outlook = _outlook(value, threshold, t.bound)
         remedy = ""
         if outlook != "likely" and t.figure.startswith("tvd_"):
-            remedy = _tvd_remedy(spec, sim, floor, t.figure, threshold)
+            remedy = _tvd_remedy(spec, sim, t.figure, threshold)
         out.append(Forecast(t.figure, t.bound, threshold, value, outlook, remedy))
     return out
 
@@ -145,12 +144,10 @@ def _outlook(value: float, threshold: float, bound: str) -> Outlook:
     return "borderline" if value >= threshold - 2 * SCORE_MARGIN else "unlikely"
 
 
-def _tvd_remedy(
-    spec: ReleaseSpec, sim: Simulation, floor: dict[str, float], figure: str, threshold: float
-) -> str:
+def _tvd_remedy(spec: ReleaseSpec, sim: Simulation, figure: str, threshold: float) -> str:
     """figure(eps) = floor + b / eps, fitted on the simulation: the epsilon that reaches
     ``LIKELY`` x threshold, or, when the floor alone is too high, the bins to try."""
-    base, value = floor[figure], sim.predicted[figure]
+    base, value = sim.floor[figure], sim.predicted[figure]
     b = max(value - base, 0.0) * sim.epsilon
     target = LIKELY * threshold
     if base < target and b > 0:
@@ -177,7 +174,6 @@ def make_plan(
     n, provenance = _rows(spec, rows)
     train, hold, assumed = _parts(spec, n, holdout_rows)
     sim = _cached_simulation(spec, train=train, hold=hold, rows=n, seed=seed, cache=cache)
-    floor = sim.floor
     d = len(spec.columns)
     edges = max(d - 1, 1)  # MST's tree: every column joined
     noise = tuple(
@@ -212,9 +208,9 @@ def make_plan(
         synthetic_rows=int(spec.synthetic_rows),
         noise=noise,
         predicted=dict(sim.predicted),
-        floor=dict(floor),
+        floor=dict(sim.floor),
         truth=dict(sim.truth),
-        forecasts=tuple(_forecasts(spec, sim, floor)),
+        forecasts=tuple(_forecasts(spec, sim)),
         simulated_rows=sim.simulated_rows,
         simulated_epsilon=sim.simulated_epsilon,
         fit_seconds=sim.fit_seconds,

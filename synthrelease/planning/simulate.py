@@ -77,21 +77,6 @@ def _tvds(
     return {"tvd_1way": one, "tvd_2way": two, "tvd_3way": three}
 
 
-def sampling_floor(
-    discretiser: Discretiser, *, synthetic_rows: int, holdout_rows: int, seed: int
-) -> dict[str, float]:
-    """The TVDs between two independent samples of the stand-in (sizes as the checks
-    use them): the part of the gate's figures that no epsilon removes. No fit: cheap."""
-    settings = Settings()
-    rng = np.random.default_rng(seed + 1)
-    model = stand_in(discretiser, seed=seed)
-    sizes = discretiser.sizes
-    triples = _triples(sizes, settings, rng)
-    s = model.codes(min(synthetic_rows, settings.marginal_rows), rng)
-    h = model.codes(min(holdout_rows, settings.marginal_rows), rng)
-    return _tvds(s, h, sizes, triples)
-
-
 def _triples(
     sizes: dict[str, int], settings: Settings, rng: np.random.Generator
 ) -> list[tuple[str, ...]]:
