@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,8 @@ from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
 logger = logging.getLogger(__name__)
+# The loggers a fit writes to (its public progress lines and its private ones).
+FIT_LOGGERS = ("synthrelease.generators", "synthrelease.private")
 
 FORMAT_VERSION = 1
 META_FILE = "generator.json"
@@ -44,6 +47,22 @@ def columns_to_json(columns: Mapping[str, Column]) -> dict[str, Any]:
 def columns_from_json(raw: Mapping[str, Any]) -> dict[str, Column]:
     """Inverse of :func:`columns_to_json` (raises pydantic's ValidationError)."""
     return {n: _COLUMN.validate_python(c) for n, c in raw.items()}
+
+
+@contextmanager
+def quiet_fits() -> Iterator[None]:
+    """The generators' INFO lines (selected tree, rounds, epochs) silenced, for fits on
+    public stand-ins (the plan's simulation, the privacy audit's surrogate) whose
+    progress would read like a real run's."""
+    loggers = [logging.getLogger(name) for name in FIT_LOGGERS]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
 
 
 class GeneratorParams(BaseModel):

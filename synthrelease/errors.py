@@ -63,6 +63,10 @@ class GeneratorError(SynthReleaseError):
     """A generator cannot be built, fitted or loaded."""
 
 
+class AuditError(SynthReleaseError):
+    """The privacy audit could not run or its inputs are malformed (the gate fails it)."""
+
+
 class GateFailedError(SynthReleaseError):
     """The release gate refused the synthetic output (nothing is published)."""
 

@@ -85,6 +85,7 @@ def build_manifest(
     run_spec_sha256: str | None = None,
     neighbouring: str = NEIGHBOURING,
     noise: str | None = None,
+    audit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Everything but ``version``/``files``/``artifacts``, which the store adds.
 
@@ -94,6 +95,7 @@ def build_manifest(
     ``neighbouring``: the neighbouring relation the guarantee is stated under;
     ``noise``: the noise mode the run used, ``secure`` or ``seeded`` (default: the spec's
     ``privacy.noise``). ``noise`` is the first key (``secure`` or ``seeded - NOT PRIVATE``).
+    ``audit``: the one-run privacy audit's public figures (``privacy.audit``).
     """
     provenance = metadata_provenance(spec)
     mode = spec.privacy.noise if noise is None else noise
@@ -131,6 +133,7 @@ def build_manifest(
             "neighbouring": neighbouring,
             "end_to_end": end_to_end,
             "details": dict(privacy),
+            "audit": dict(audit) if audit is not None else {"ran": False},
         },
         "provenance": provenance,
         "generator": {"name": spec.generator.name, "params": dict(spec.generator.params)},
@@ -215,6 +218,20 @@ def provenance_lines(manifest: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def audit_lines(audit: Mapping[str, Any]) -> list[str]:
+    """The README's line on the one-run privacy audit (``privacy.audit``)."""
+    if not audit.get("ran"):
+        return ["- Privacy audit: not run."]
+    bound, stated = audit.get("epsilon_lower_bound"), audit.get("epsilon")
+    below = isinstance(bound, (int, float)) and isinstance(stated, (int, float)) and bound <= stated
+    return [
+        f"- Privacy audit (one run, {audit.get('canaries')} canaries): empirical epsilon "
+        f"lower bound {bound} at {audit.get('confidence')} confidence, "
+        f"{'at or below' if below else 'ABOVE'} the stated {stated}. A lower bound only: "
+        "it catches implementation bugs, it never proves the guarantee."
+    ]
+
+
 def release_readme(manifest: Mapping[str, Any]) -> str:
     """A short public README for a release (what it is, its guarantee, how to load it)."""
     p = manifest["privacy"]
@@ -256,6 +273,7 @@ def release_readme(manifest: Mapping[str, Any]) -> str:
         ),
         f"- Generator: `{manifest['generator']['name']}` with parameters "
         f"`{manifest['generator']['params']}`.",
+        *audit_lines(p.get("audit") or {}),
         *(
             provenance_lines(manifest)
             if manifest.get("provenance")

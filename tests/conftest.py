@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +104,15 @@ def adult_spec_for(tmp_path: Path, **overrides: Any) -> Path:
     path = tmp_path / "adult.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny matrices on a shared 2-core machine: one torch thread avoids OpenMP stalls.
+    Modules that train nets use it: ``pytestmark = pytest.mark.usefixtures(...)``."""
+    import torch  # only the modules that ask for it pay torch's import
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -29,7 +29,12 @@ from synthrelease.validators.gate import (
 from tests.test_privacy_attacks import COLUMNS, population
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {"sample_rows", "attack_rows", "publish_figures"}  # Gate fields that gate nothing
+SETTINGS = {
+    "sample_rows",
+    "attack_rows",
+    "publish_figures",
+    "audit_canaries",
+}  # Gate fields that gate nothing
 
 
 def test_names_figures_and_fields_are_unique():
@@ -93,7 +98,10 @@ def test_the_gate_tables_are_the_registry():
     assert all(t.kind == "privacy" for t in thresholds()[6:])
     assert TARGET_CHECKS == {"tstr_gap"}
     assert EXPECTATIONS_CHECK == "expectations"
-    assert set(DESCRIPTIONS) == {n for n, _, _ in THRESHOLD_CHECKS} | {EXPECTATIONS_CHECK}
+    assert set(DESCRIPTIONS) == {n for n, _, _ in THRESHOLD_CHECKS} | {
+        EXPECTATIONS_CHECK,
+        "privacy_audit",
+    }
     assert all(DESCRIPTIONS.values())
 
 

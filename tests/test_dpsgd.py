@@ -31,13 +31,7 @@ def _gen(epsilon: float = 3.0, **params) -> DPSGDGenerator:
     return DPSGDGenerator(COLUMNS, epsilon=epsilon, delta=1e-6, params={**FAST, **params})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny matrices on a shared 2-core machine: one thread avoids OpenMP stalls."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

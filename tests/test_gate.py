@@ -11,7 +11,13 @@ from synthrelease.spec import Gate
 from synthrelease.validators.expectations import ExpectationResult, Outcome
 from synthrelease.validators.gate import THRESHOLD_CHECKS, Verdict, evaluate_gate
 
-GATE = Gate(max_tvd_1way=0.1, max_tvd_2way=0.2, max_exact_copy_excess=0.01, expectations=True)
+GATE = Gate(
+    max_tvd_1way=0.1,
+    max_tvd_2way=0.2,
+    max_exact_copy_excess=0.01,
+    expectations=True,
+    privacy_audit=False,  # its own tests below
+)
 GOOD = {
     "tvd_1way": 0.05,
     "tvd_2way": 0.15,
@@ -254,3 +260,42 @@ def test_report_overwrites_and_shows_a_pass(tmp_path) -> None:
         )
     assert "Gate verdict: PASSED" in path.read_text()
     assert json.loads((tmp_path / "rep" / "report.json").read_text())["verdict"]["passed"] is True
+
+
+AUDITED = Gate(privacy_audit=True, expectations=False)
+
+
+@pytest.mark.parametrize(
+    ("audit", "epsilon", "passed", "reason"),
+    [
+        ({"epsilon_lower_bound": 0.0}, 1.0, True, "lower bound at or below the claimed epsilon"),
+        ({"epsilon_lower_bound": 1.0}, 1.0, True, "lower bound at or below the claimed epsilon"),
+        ({"epsilon_lower_bound": 1.0001}, 1.0, False, "lower bound above the claimed epsilon"),
+        ({"epsilon_lower_bound": 3.2}, 1.0, False, "lower bound above the claimed epsilon"),
+        (None, 1.0, False, "the privacy audit did not run"),
+        ({"error": "GeneratorError"}, 1.0, False, "the privacy audit did not run"),
+        (
+            {"epsilon_lower_bound": float("nan")},
+            1.0,
+            False,
+            "the privacy audit gave no lower bound",
+        ),
+        ({"epsilon_lower_bound": True}, 1.0, False, "the privacy audit gave no lower bound"),
+        ({"epsilon_lower_bound": "0"}, 1.0, False, "the privacy audit gave no lower bound"),
+        ({"epsilon_lower_bound": 0.0}, None, False, "no claimed epsilon to compare with"),
+    ],
+)
+def test_the_privacy_audit_check_fails_closed(audit, epsilon, passed, reason) -> None:
+    verdict = evaluate_gate(
+        figures=GOOD, expectations=None, gate=AUDITED, audit=audit, epsilon=epsilon
+    )
+    check = _check(verdict, "privacy_audit")
+    assert (check.passed, check.reason) == (passed, reason)
+    assert verdict.passed is passed
+    assert "1.0001" not in json.dumps(verdict.public_dict())  # the bound stays internal there
+
+
+def test_the_privacy_audit_check_can_be_left_out_of_the_gate() -> None:
+    gate = Gate(privacy_audit=False, expectations=False)
+    verdict = evaluate_gate(figures=GOOD, expectations=None, gate=gate, audit=None, epsilon=1.0)
+    assert verdict.passed and "privacy_audit" not in [c.name for c in verdict.checks]

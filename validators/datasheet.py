@@ -60,8 +60,10 @@ def build_datasheet(
     verdict: Mapping[str, Any],
     synthetic: pd.DataFrame,
     figures: Mapping[str, Any] | None = None,
+    audit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The datasheet as a JSON-ready dict. ``figures`` only with ``publish_figures``."""
+    """The datasheet as a JSON-ready dict. ``figures`` only with ``publish_figures``;
+    ``audit``: the privacy audit's public figures (:func:`~.audit.public_audit`)."""
     if figures is not None and not spec.gate.publish_figures:
         raise PrivacyError(
             "real-data figures may enter the datasheet only when the spec sets "
@@ -82,6 +84,7 @@ def build_datasheet(
             "not_covered": "the pass/fail verdict of each check (one bit each)"
             + ("" if figures is None else "; the real-data figures below"),
             "details": _jsonable(privacy),
+            "audit": _jsonable(dict(audit)) if audit is not None else {"ran": False},
         },
         "generator": {"name": spec.generator.name, "params": _jsonable(spec.generator.params)},
         "schema": spec.schema_.model_dump(mode="json", exclude={"sdv_metadata"}),
@@ -185,6 +188,7 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
         f"neighbouring; accountant: {p.get('accountant')}.",
         f"- Covers: {p['covers']}.",
         f"- Not covered: {p['not_covered']}.",
+        *_audit_markdown(p.get("audit") or {}),
         "",
         "## Generator",
         f"`{sheet['generator']['name']}` with parameters `{sheet['generator']['params']}`.",
@@ -227,6 +231,18 @@ def datasheet_markdown(sheet: Mapping[str, Any]) -> str:
         lines += ["", "| figure | value |", "|---|---|"]
         lines += [f"| {_md(k)} | {_fmt(val)} |" for k, val in real["figures"].items()]
     return "\n".join(lines) + "\n"
+
+
+def _audit_markdown(a: Mapping[str, Any]) -> list[str]:
+    if not a.get("ran"):
+        return ["- Privacy audit: did not run."]
+    return [
+        f"- Privacy audit ({_md(a.get('method'))}; attack: {_md(a.get('attack'))}): "
+        f"{a.get('correct')} of {a.get('guesses')} guesses right on {a.get('canaries')} "
+        f"canaries; epsilon lower bound {_fmt(a.get('epsilon_lower_bound'))} at "
+        f"{_fmt(a.get('confidence'))} confidence, against the stated {_fmt(a.get('epsilon'))}.",
+        f"  {_md(a.get('meaning'))}.",
+    ]
 
 
 def _headline_markdown(h: Mapping[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ from typing import Any
 from synthrelease.spec import Gate
 from synthrelease.validators.checks import REGISTRY, SUITES, thresholds
 from synthrelease.validators.checks.expectations import CHECK as EXPECTATIONS
+from synthrelease.validators.checks.privacy_audit import CHECK as AUDIT
 from synthrelease.validators.expectations import ExpectationResult
 
 logger = logging.getLogger(__name__)
@@ -98,11 +99,15 @@ def evaluate_gate(
     expectations: ExpectationResult | None,
     gate: Gate,
     target: str | None = None,
+    audit: Mapping[str, Any] | None = None,
+    epsilon: float | None = None,
 ) -> Verdict:
     """Compare ``figures`` (and the GX result) with the spec's ``gate`` thresholds.
 
     Every check of :data:`THRESHOLD_CHECKS` applies, except the TSTR check without a
-    ``target``; the expectations check applies when ``gate.expectations`` is true.
+    ``target``; the expectations check applies when ``gate.expectations`` is true; the
+    privacy audit's (``audit``: its figures, public) when ``gate.privacy_audit`` is true,
+    passing only when its epsilon lower bound is at or below the release's ``epsilon``.
     """
     checks = [
         _threshold_check(name, figures, float(getattr(gate, attr)), bound)
@@ -111,6 +116,8 @@ def evaluate_gate(
     ]
     if gate.expectations:
         checks.append(_expectations_check(expectations))
+    if gate.privacy_audit:
+        checks.append(_audit_check(audit, epsilon))
     passed = bool(checks) and all(c.passed for c in checks)
     verdict = Verdict(passed=passed, checks=tuple(checks))
     logger.info("gate: %s", "passed" if passed else "FAILED")
@@ -167,6 +174,39 @@ def _expectations_check(result: ExpectationResult | None) -> Check:
         detail = f": {', '.join(failed)}" if failed else ""
         return Check(EXPECTATIONS_CHECK, None, None, False, f"expectations failed{detail}")
     return Check(EXPECTATIONS_CHECK, None, None, True, "all expectations passed")
+
+
+def _audit_check(audit: Mapping[str, Any] | None, epsilon: float | None) -> Check:
+    """Passes only on a finite bound at or below a finite, positive ``epsilon``."""
+    name = AUDIT.name
+
+    def fail(reason: str) -> Check:
+        return Check(name, None, epsilon, False, reason, "max")
+
+    if not isinstance(audit, Mapping) or audit.get("error"):
+        return fail("the privacy audit did not run")
+    bound = audit.get("epsilon_lower_bound")
+    if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
+        return fail("the privacy audit gave no lower bound")
+    if not isinstance(epsilon, numbers.Real) or not (0 < float(epsilon) < math.inf):
+        return fail("no claimed epsilon to compare with")
+    if float(bound) > float(epsilon):
+        return Check(
+            name,
+            float(bound),
+            float(epsilon),
+            False,
+            "lower bound above the claimed epsilon",
+            "max",
+        )
+    return Check(
+        name,
+        float(bound),
+        float(epsilon),
+        True,
+        "lower bound at or below the claimed epsilon",
+        "max",
+    )
 
 
 def _json_number(value: float | None) -> float | None:

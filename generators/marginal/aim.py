@@ -34,7 +34,7 @@ from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.marginal.aim_mechanism import Plan, run_rounds
 from synthrelease.generators.marginal.aim_workload import WorkloadQuery, candidates, resolve
-from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams, NoisyMarginal
 from synthrelease.generators.marginal.compress import compress_map
 from synthrelease.generators.marginal.data import ExactMarginals, encode_rows
 from synthrelease.generators.marginal.estimation import Measurement, estimate
@@ -212,6 +212,13 @@ class AIMGenerator(MarginalGenerator):
         # counting rows, the rounds' selection + measurement, their estimations, the final one
         self.timings = {"rows_s": read + data.seconds, **outcome.seconds}
         data.release()  # nothing below reads rows or exact counts
+        self.measured = tuple(
+            NoisyMarginal((i,), (np.arange(s),), y, sigma)
+            for i, (s, y) in enumerate(zip(sizes, y1))
+        ) + tuple(
+            NoisyMarginal(m.clique, tuple(maps[a] for a in m.clique), m.y, m.sigma)
+            for m in outcome.measurements[d:]
+        )
         lines += outcome.lines
         clock = time.perf_counter()
         fit = estimate(

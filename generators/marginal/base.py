@@ -9,6 +9,7 @@ Reads no rows itself: the quantile histograms come from the trusted encoder
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -25,6 +26,28 @@ from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
+
+
+@dataclass(frozen=True)
+class NoisyMarginal:
+    """One noisy marginal a fit measured (a DP output), kept in memory for the privacy
+    audit's white-box attack (``validators/audit``); never saved or published.
+
+    ``columns``: indices into the discretiser's columns; ``maps``: per column, full-domain
+    code -> measured cell (compressed domains merge cells); ``y``: the noisy counts, flat
+    in C order over the measured cells; ``sigma``: the noise scale the fit claims."""
+
+    columns: tuple[int, ...]
+    maps: tuple[np.ndarray, ...]
+    y: np.ndarray
+    sigma: float
+
+    def cells(self, codes: np.ndarray) -> np.ndarray:
+        """The measured cell (flat index) of each row of ``codes`` (rows x all columns)."""
+        flat = np.zeros(codes.shape[0], dtype=np.int64)
+        for column, m in zip(self.columns, self.maps):
+            flat = flat * (int(m.max()) + 1) + m[codes[:, column]]
+        return flat
 
 
 class MarginalParams(GeneratorParams):
@@ -72,6 +95,7 @@ class MarginalGenerator(DPGenerator):
         dp_edges.check_columns(self.columns, self.params.quantile_edges)
         self.timings: dict[str, float] = {}  # fit seconds by phase (profiling, never logged)
         self.learned_edges: dict[str, tuple[float, ...]] = {}  # DP quantile edges (fit)
+        self.measured: tuple[NoisyMarginal, ...] = ()  # the fit's noisy marginals (audit)
         self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
 
     @property

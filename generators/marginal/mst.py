@@ -36,7 +36,7 @@ from pydantic import Field
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rho
 from synthrelease.generators.dp_domain import public_count
-from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams
+from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams, NoisyMarginal
 from synthrelease.generators.marginal.compress import compress_map
 from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.marginal.jtree import DisjointSets
@@ -262,6 +262,10 @@ class MSTGenerator(MarginalGenerator):
         sigma2 = _gaussian_sigma(rho2, len(edges)) if edges else 0.0
         y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
         del codes, ccodes  # nothing below reads rows
+        self.measured = tuple(
+            NoisyMarginal((i,), (np.arange(s),), y, sigma1)
+            for i, (s, y) in enumerate(zip(sizes, y1))
+        ) + tuple(NoisyMarginal(e, (maps[e[0]], maps[e[1]]), y, sigma2) for e, y in zip(edges, y2))
         logger.info("mst: selected tree %s", [(disc.names[a], disc.names[b]) for a, b in edges])
 
         measured = time.perf_counter()

@@ -25,6 +25,7 @@ from synthrelease.pipeline.checks import (
     validation_columns,
 )
 from synthrelease.pipeline.context import (
+    AUDIT_FILE,
     CHECKS_DIR,
     DATA_DOCS_DIR,
     DOMAIN_FILE,
@@ -65,6 +66,7 @@ __all__ = [
     "DOMAIN_FILE",
     "FAILED",
     "FAILURE_FILE",
+    "AUDIT_FILE",
     "FIGURES_FILE",
     "PRIVACY_FILE",
     "PUBLISHED_FILE",

@@ -15,10 +15,12 @@ from typing import Any
 from synthrelease.errors import (
     StepFailedError,
 )
-from synthrelease.generators import load_generator
+from synthrelease.generators import build_generator, load_generator
+from synthrelease.generators.base import DPGenerator
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.noise import make_noise
 from synthrelease.pipeline.context import (
+    AUDIT_FILE,
     CHECKS_DIR,
     DATA_DOCS_DIR,
     DOMAIN_FILE,
@@ -30,6 +32,7 @@ from synthrelease.pipeline.context import (
 )
 from synthrelease.private.workspace import RunPaths, Workspace
 from synthrelease.spec import ReleaseSpec
+from synthrelease.validators.audit import audit_generator
 from synthrelease.validators.evaluation import CHECKS, Settings
 from synthrelease.validators.expectations import (
     ExpectationResult,
@@ -41,6 +44,9 @@ from synthrelease.validators.real import evaluate_against_real
 from synthrelease.validators.report import write_internal_report
 
 log = logging.getLogger(__name__)
+# Parameters that make a fit learn (part of) its domain from the rows: the audit fits on
+# the release's resolved domain instead, so it audits the mechanisms after them.
+LEARNED_DOMAIN = ("quantile_edges", "quantile_share")
 
 
 def check(run: PinnedRun) -> Path:
@@ -56,14 +62,20 @@ def check(run: PinnedRun) -> Path:
         **_evaluate(spec, paths, synthetic, columns, only=None),
         "expectations": _expectations(spec, paths, synthetic, columns),
     }
+    write_json(paths.root / AUDIT_FILE, _audit(spec, paths, synthetic))
     write_json(paths.root / FIGURES_FILE, payload)
     return paths.root / FIGURES_FILE
 
 
 def check_parts(spec: ReleaseSpec) -> tuple[str, ...]:
-    """The independent parts of the check step: the GX suite, then each real-data check."""
+    """The independent parts of the check step: the GX suite, the privacy audit, then
+    each real-data check."""
 
-    return ("expectations", *(c for c in CHECKS if c != "tstr" or spec.target is not None))
+    return (
+        "expectations",
+        "audit",
+        *(c for c in CHECKS if c != "tstr" or spec.target is not None),
+    )
 
 
 def check_part(run: PinnedRun, part: str) -> Path:
@@ -75,6 +87,8 @@ def check_part(run: PinnedRun, part: str) -> Path:
     synthetic, columns = _check_inputs(spec, paths)
     if part == "expectations":
         payload: dict[str, Any] = {"expectations": _expectations(spec, paths, synthetic, columns)}
+    elif part == "audit":
+        payload = {"audit": _audit(spec, paths, synthetic)}
     else:
         payload = _evaluate(spec, paths, synthetic, columns, only=[part])
     out = paths.root / CHECKS_DIR / f"{part}.json"
@@ -100,6 +114,9 @@ def merge_checks(run: PinnedRun) -> Path:
             continue
         if part == "expectations":
             merged["expectations"] = payload["expectations"]
+            continue
+        if part == "audit":  # public: a file of its own (the gate fails a missing one)
+            write_json(paths.root / AUDIT_FILE, payload["audit"])
             continue
         for key in ("figures", "details", "errors", "seconds"):
             merged[key].update(payload.get(key) or {})
@@ -156,6 +173,46 @@ def _evaluate(
         return {"figures": {}, "details": {}, "errors": {"evaluation": type(exc).__name__}}
 
 
+def _audit(spec: ReleaseSpec, paths: RunPaths, synthetic: Any) -> dict[str, Any]:
+    """The one-run privacy audit on the synthetic table (public; no real row is read):
+    the release's generator, parameters, domain and epsilon fitted once on the synthetic
+    rows plus canaries. Fails closed: an error is recorded by its type only."""
+    try:
+        fitted = load_generator(paths.model)
+        columns = getattr(fitted, "resolved_columns", fitted.columns)  # DP edges, DP domains
+        params = {k: v for k, v in spec.generator.params.items() if k not in LEARNED_DOMAIN}
+        generator = spec.generator.model_copy(update={"params": params})
+
+        def make() -> DPGenerator:
+            return build_generator(
+                generator,
+                columns,
+                epsilon=spec.privacy.epsilon,
+                delta=spec.privacy.delta,
+                target=spec.target,
+            )
+
+        noise = make_noise(spec.privacy)
+        result = audit_generator(
+            make,
+            synthetic,
+            noise=noise,
+            rng=noise.post_processing_rng(),
+            max_canaries=spec.gate.audit_canaries,
+        )
+        log.info(
+            "privacy audit: epsilon lower bound %.3g of %.3g (%d of %d guesses right)",
+            result.epsilon_lower_bound,
+            result.epsilon,
+            result.correct,
+            result.guesses,
+        )
+        return result.to_dict()
+    except Exception as exc:
+        log.warning("the privacy audit failed (%s)", type(exc).__name__)
+        return {"error": type(exc).__name__}
+
+
 def validation_columns(spec: ReleaseSpec, paths: RunPaths) -> dict[str, Any]:
     """The public domain the checks use: the spec's, or (when the spec leaves bounds or
     categories to a DP estimate) the fitted generator's resolved columns."""
@@ -184,8 +241,17 @@ def gate(run: PinnedRun) -> Verdict:
         )
     except (OSError, KeyError, ValueError, TypeError):
         figures, expectations = {}, None  # fail closed: every check then fails
+    try:
+        audit: dict[str, Any] | None = json.loads((paths.root / AUDIT_FILE).read_text())
+    except (OSError, ValueError):
+        audit = None  # fail closed
     verdict = evaluate_gate(
-        figures=figures, expectations=expectations, gate=spec.gate, target=spec.target
+        figures=figures,
+        expectations=expectations,
+        gate=spec.gate,
+        target=spec.target,
+        audit=audit,
+        epsilon=spec.privacy.epsilon,
     )
     privacy_file = paths.root / PRIVACY_FILE
     privacy = json.loads(privacy_file.read_text()) if privacy_file.exists() else {}

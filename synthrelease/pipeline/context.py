@@ -40,6 +40,9 @@ PRIVACY_FILE = "privacy.json"
 FIGURES_FILE = "figures.json"
 
 
+AUDIT_FILE = "audit.json"  # the one-run privacy audit's figures (public: no real row read)
+
+
 VERDICT_FILE = "verdict.json"
 
 

@@ -17,6 +17,7 @@ from synthrelease.owner_only import FILE_MODE
 from synthrelease.pipeline.admission import check_spend
 from synthrelease.pipeline.checks import validation_columns
 from synthrelease.pipeline.context import (
+    AUDIT_FILE,
     FIGURES_FILE,
     PRIVACY_FILE,
     PUBLISHED_FILE,
@@ -30,6 +31,7 @@ from synthrelease.private.workspace import RunPaths, Workspace
 from synthrelease.spec import ReleaseSpec
 from synthrelease.store import ReleaseStore
 from synthrelease.validators import datasheet as ds
+from synthrelease.validators.audit import public_audit
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +50,12 @@ def _public_spec(spec: ReleaseSpec, paths: RunPaths) -> ReleaseSpec:
 
 
 def _datasheet_files(
-    spec: ReleaseSpec, paths: RunPaths, *, privacy: dict[str, Any], verdict: dict[str, Any]
+    spec: ReleaseSpec,
+    paths: RunPaths,
+    *,
+    privacy: dict[str, Any],
+    verdict: dict[str, Any],
+    audit: dict[str, Any],
 ) -> dict[str, Path]:
     """Write the public datasheet (JSON and Markdown) into the run folder; real-data
     figures go in only when the spec opts in (``gate.publish_figures``)."""
@@ -63,6 +70,7 @@ def _datasheet_files(
         verdict=verdict,
         figures=figures,
         synthetic=pd.read_parquet(paths.synthetic),
+        audit=audit,
     )
     folder = paths.root / "datasheet"
     write_json(folder / ds.JSON_NAME, sheet)
@@ -87,6 +95,10 @@ def publish(run: PinnedRun) -> str | None:
         return None
     privacy = json.loads((paths.root / PRIVACY_FILE).read_text())
     check_spend(privacy, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta)
+    try:
+        audit = public_audit(json.loads((paths.root / AUDIT_FILE).read_text()))
+    except (OSError, ValueError):
+        audit = public_audit(None)  # the gate may leave it out (gate.privacy_audit: false)
     spec = _public_spec(spec, paths)
     created = dt.datetime.now(dt.UTC)
     store = ReleaseStore(spec.store.uri)
@@ -113,7 +125,9 @@ def publish(run: PinnedRun) -> str | None:
     files.update(
         {
             rel: Artifact(path, Provenance.METADATA)
-            for rel, path in _datasheet_files(spec, paths, privacy=privacy, verdict=verdict).items()
+            for rel, path in _datasheet_files(
+                spec, paths, privacy=privacy, verdict=verdict, audit=audit
+            ).items()
         }
     )
     row_scan = _internal_release_checks(spec, paths, files)
@@ -126,6 +140,7 @@ def publish(run: PinnedRun) -> str | None:
         models=model_entries(spec),
         generator_files=sorted(generator_files),
         run_spec_sha256=run.spec_sha256,
+        audit=audit,
     )
     store.publish(
         spec.name,

@@ -17,10 +17,7 @@ reported are the real ones.
 
 from __future__ import annotations
 
-import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +26,7 @@ import pandas as pd
 
 from synthrelease.generators import build_generator
 from synthrelease.generators.accounting import BudgetLine, cdp_eps, cdp_rho
+from synthrelease.generators.base import quiet_fits
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.planning.standin import StandIn, stand_in
@@ -43,7 +41,6 @@ MAX_SIM_ROWS = 50_000
 TRUTH_ROWS = 200_000
 MAX_SDMETRICS_COLUMNS = 30  # SDMetrics' pair trends grow with the square of the columns
 MARGINAL_GENERATORS = ("mst", "aim")
-GENERATOR_LOGGERS = ("synthrelease.generators", "synthrelease.private")
 
 
 @dataclass(frozen=True)
@@ -109,7 +106,7 @@ def simulate(spec: ReleaseSpec, *, train_rows: int, holdout_rows: int, seed: int
     )
     train = discretiser.decode(model.codes(sim_rows, rng), rng)
     start = time.perf_counter()
-    with _quiet_generators():  # their progress lines would read like a real run's
+    with quiet_fits():  # their progress lines would read like a real run's
         stand = SensitiveTable(train, label="stand-in")
         report = generator.fit(stand, noise=NoiseSource.seeded(seed))
     fit_seconds = time.perf_counter() - start
@@ -146,17 +143,3 @@ def simulate(spec: ReleaseSpec, *, train_rows: int, holdout_rows: int, seed: int
         settings=dict(report.settings),
         fit_seconds=fit_seconds,
     )
-
-
-@contextmanager
-def _quiet_generators() -> Iterator[None]:
-    """The generators' INFO lines (selected tree, rounds) silenced during a simulation."""
-    loggers = [logging.getLogger(name) for name in GENERATOR_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)

@@ -186,6 +186,18 @@ class Gate(_Model):
         le=1_000_000,
         description="synthetic rows compared by DCR/NNDR, and targets per privacy attack",
     )
+    privacy_audit: bool = Field(
+        default=True,
+        description="the one-run privacy audit must pass: its empirical epsilon lower bound "
+        "(95%) at or below the release's epsilon (the audit runs and is published either way)",
+    )
+    audit_canaries: int = Field(
+        default=1_000,
+        ge=2,
+        le=100_000,
+        description="the privacy audit's canaries, at most (one per cell of the domain's "
+        "1-way marginals beyond the first of each column)",
+    )
     publish_figures: bool = Field(
         default=False,
         description="opt in to publishing the real-data figures in the datasheet: they "

@@ -26,6 +26,7 @@ from synthrelease.validators.checks import (
     marginals_3way,
     membership,
     plots,
+    privacy_audit,
     sample_equivalence,
     sdmetrics,
     singling_out,
@@ -48,7 +49,7 @@ REGISTRY: tuple[CheckDef, ...] = (
     sample_equivalence.CHECK,
 )
 # Checked by the gate without a threshold; computed by the pipeline on the synthetic table.
-SUITES: tuple[SuiteCheck, ...] = (expectations.CHECK,)
+SUITES: tuple[SuiteCheck, ...] = (expectations.CHECK, privacy_audit.CHECK)
 
 
 def thresholds(registry: tuple[CheckDef, ...] = REGISTRY) -> tuple[Threshold, ...]:
