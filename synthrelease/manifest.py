@@ -227,8 +227,9 @@ def audit_lines(audit: Mapping[str, Any]) -> list[str]:
     return [
         f"- Privacy audit (one run, {audit.get('canaries')} canaries): empirical epsilon "
         f"lower bound {bound} at {audit.get('confidence')} confidence, "
-        f"{'at or below' if below else 'ABOVE'} the stated {stated}. A lower bound only: "
-        "it catches implementation bugs, it never proves the guarantee."
+        f"{'at or below' if below else 'ABOVE'} the stated {stated} (the most these "
+        f"canaries could show: {audit.get('ceiling')}). A lower bound only: it catches "
+        "implementation bugs, it never proves the guarantee."
     ]
 
 

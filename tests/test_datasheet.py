@@ -118,10 +118,12 @@ def test_public_datasheet_holds_no_value_computed_from_the_real_rows(default_rel
         json.dumps(synthetic_statistics(synthetic, spec.columns))
     )
     assert sheet["privacy"]["details"] == manifest["privacy"]["details"]
+    assert sheet["privacy"]["audit"] == manifest["privacy"]["audit"]  # public: synthetic only
     assert sheet["schema"] == manifest["schema"]
     for check in sheet["validation"]["checks"]:
         attr = next((a for n, a, _ in THRESHOLD_CHECKS if n == check["name"]), None)
-        assert check["threshold"] == (None if attr is None else getattr(spec.gate, attr))
+        stated = spec.privacy.epsilon if check["name"] == "privacy_audit" else None
+        assert check["threshold"] == (stated if attr is None else getattr(spec.gate, attr))
         assert check["passed"] is True
     # ...and the Markdown is a rendering of the JSON.
     assert text_md == datasheet_markdown(sheet)

@@ -20,12 +20,13 @@ from synthrelease import pipeline, run
 from synthrelease.errors import AuditError, GateFailedError
 from synthrelease.generators import build_generator
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.spec import load_spec
+from synthrelease.spec import Gate, load_spec
 from synthrelease.store import ReleaseStore
 from synthrelease.validators.audit import audit_generator
 from synthrelease.validators.audit.bound import epsilon_lower_bound
 from synthrelease.validators.audit.canaries import design_canaries, dump_values
 from synthrelease.validators.audit.run import ceiling
+from synthrelease.validators.gate import evaluate_gate
 from tests.broken_generators import ScaledNoise, UnnoisedDraw
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,6 +68,25 @@ def test_the_bound_is_the_papers_theorem(m, r, v, delta, alpha):
     ours = epsilon_lower_bound(canaries=m, guesses=r, correct=v, delta=delta, significance=alpha)
     assert ours == pytest.approx(paper_bound(m, r, v, delta, alpha), abs=1e-4)
     assert ours > 0
+
+
+@pytest.mark.parametrize(
+    ("m", "r", "v", "delta", "alpha"),
+    [
+        (m, r, v, delta, alpha)
+        for m, r in [(40, 16), (265, 64), (265, 256), (1000, 256)]
+        for v in (r // 2, (3 * r) // 4, r - 2, r)
+        for delta, alpha in [(1e-6, 0.05 / 5), (1e-3, 0.05)]
+    ],
+)
+def test_the_bound_equals_jax_privacys(m, r, v, delta, alpha):
+    """Google DeepMind's implementation of the same theorem (jax-privacy 2.0.0, a test
+    dependency: its import costs about 4 s, see validators/audit/bound.py)."""
+    from jax_privacy.auditing import _epsilon_one_run
+
+    theirs = max(float(_epsilon_one_run(0.0, m, r, v, alpha, delta)), 0.0)
+    ours = epsilon_lower_bound(canaries=m, guesses=r, correct=v, delta=delta, significance=alpha)
+    assert ours == pytest.approx(theirs, abs=1e-5)
 
 
 @pytest.mark.parametrize("r", [10, 32, 100, 500])
@@ -114,6 +134,14 @@ def test_each_canary_owns_a_one_way_cell_and_sits_on_the_rarest_values():
 
 
 # --------------------------------------------------------------------------- power
+def gate_passes_audit(audit: dict, *, epsilon: float) -> bool:
+    """The release gate's privacy_audit check on an audit's figures."""
+    verdict = evaluate_gate(
+        figures={}, expectations=None, gate=Gate(expectations=False), audit=audit, epsilon=epsilon
+    )
+    return next(c for c in verdict.checks if c.name == "privacy_audit").passed
+
+
 def _adult(rows: int) -> pd.DataFrame:
     frame = pd.read_csv(ROOT / "data" / "adult" / "adult_train.csv", skipinitialspace=True)
     return frame.head(rows)
@@ -158,6 +186,8 @@ def test_the_audit_passes_honest_and_refuses_broken_marginal_generators(config, 
     for name in ("noise / 100", "1-way unnoised"):
         broken = results[name]
         assert not broken.passed and broken.epsilon_lower_bound > 1.0, (name, broken)
+    for name, result in results.items():  # what the gate makes of each audit
+        assert gate_passes_audit(result.to_dict(), epsilon=1.0) is (name == "honest")
     assert results["noise / 100"].epsilon_lower_bound > 1.5
 
 

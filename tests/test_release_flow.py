@@ -172,7 +172,7 @@ def test_demo_passes_every_validation_check(demo):
     (report,) = list((tmp / "ws" / "runs").glob("*/report/report.json"))
     data = json.loads(report.read_text())
     checks = {c["name"]: c for c in data["verdict"]["checks"]}
-    assert set(checks) == {n for n, _, _ in THRESHOLD_CHECKS} | {"expectations"}
+    assert set(checks) == {n for n, _, _ in THRESHOLD_CHECKS} | {"expectations", "privacy_audit"}
     assert all(c["passed"] for c in checks.values()), [
         c for c in checks.values() if not c["passed"]
     ]

@@ -198,7 +198,11 @@ def test_prefect_neighbouring_tables_look_the_same(tmp_path):
     assert db["flows"] and db["flows"][0][0] == "FAILED"
     assert db["logs"], "no log reached Prefect: the comparison would prove nothing"
     assert any("failed after reading the table" in (m[0] or "") for m in db["flow_messages"])
-    for key in ("exit", "stdout", "stderr", "store", "ledger"):
+    for key in ("exit", "stdout", "store", "ledger"):
         assert a[key] == b[key], key
+    # stderr: the same lines; their interleaving with the Prefect log handler's thread
+    # follows the clock (timing is outside the guarantee, docs/threat-model.md), and on a
+    # loaded machine (tests in parallel) it varied between the two runs
+    assert sorted(str(a["stderr"]).splitlines()) == sorted(str(b["stderr"]).splitlines())
     for key in ("flows", "flow_messages", "tasks", "task_messages", "logs", "artifacts"):
         assert a["prefect"][key] == b["prefect"][key], key

@@ -240,7 +240,8 @@ def _audit_markdown(a: Mapping[str, Any]) -> list[str]:
         f"- Privacy audit ({_md(a.get('method'))}; attack: {_md(a.get('attack'))}): "
         f"{a.get('correct')} of {a.get('guesses')} guesses right on {a.get('canaries')} "
         f"canaries; epsilon lower bound {_fmt(a.get('epsilon_lower_bound'))} at "
-        f"{_fmt(a.get('confidence'))} confidence, against the stated {_fmt(a.get('epsilon'))}.",
+        f"{_fmt(a.get('confidence'))} confidence, against the stated {_fmt(a.get('epsilon'))} "
+        f"(the most these canaries could show: {_fmt(a.get('ceiling'))}).",
         f"  {_md(a.get('meaning'))}.",
     ]
 

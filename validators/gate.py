@@ -116,7 +116,7 @@ def evaluate_gate(
     ]
     if gate.expectations:
         checks.append(_expectations_check(expectations))
-    if gate.privacy_audit:
+    if gate.privacy_audit or _refuted(audit, epsilon):  # switched off, it still refutes
         checks.append(_audit_check(audit, epsilon))
     passed = bool(checks) and all(c.passed for c in checks)
     verdict = Verdict(passed=passed, checks=tuple(checks))
@@ -176,6 +176,20 @@ def _expectations_check(result: ExpectationResult | None) -> Check:
     return Check(EXPECTATIONS_CHECK, None, None, True, "all expectations passed")
 
 
+def _refuted(audit: Mapping[str, Any] | None, epsilon: float | None) -> bool:
+    """The audit ran and its bound is above ``epsilon``: the release's claim is refuted,
+    whatever ``gate.privacy_audit`` says."""
+    if not isinstance(audit, Mapping) or audit.get("error"):
+        return False
+    bound = audit.get("epsilon_lower_bound")
+    return (
+        isinstance(bound, numbers.Real)
+        and not isinstance(bound, bool)
+        and isinstance(epsilon, numbers.Real)
+        and not float(bound) <= float(epsilon)
+    )
+
+
 def _audit_check(audit: Mapping[str, Any] | None, epsilon: float | None) -> Check:
     """Passes only on a finite bound at or below a finite, positive ``epsilon``."""
     name = AUDIT.name
@@ -186,7 +200,12 @@ def _audit_check(audit: Mapping[str, Any] | None, epsilon: float | None) -> Chec
     if not isinstance(audit, Mapping) or audit.get("error"):
         return fail("the privacy audit did not run")
     bound = audit.get("epsilon_lower_bound")
-    if isinstance(bound, bool) or not isinstance(bound, numbers.Real) or not math.isfinite(bound):
+    if (
+        isinstance(bound, bool)
+        or not isinstance(bound, numbers.Real)
+        or not math.isfinite(bound)
+        or bound < 0
+    ):
         return fail("the privacy audit gave no lower bound")
     if not isinstance(epsilon, numbers.Real) or not (0 < float(epsilon) < math.inf):
         return fail("no claimed epsilon to compare with")

@@ -146,6 +146,7 @@ class DPSGDGenerator(DPGenerator):
         )
         self.model: MADE | None = None
         self.private = True
+        self.init_seed: int | None = None  # the fit's, in memory only (the privacy audit)
 
     # ------------------------------------------------------------------ helpers
     def _fingerprint(self) -> str:
@@ -364,6 +365,7 @@ class DPSGDGenerator(DPGenerator):
             training=training,
         )
         self.columns, self.discretiser, self.model = columns, disc, model.cpu()
+        self.init_seed = int(plan["init_seed"])
         self.report = report
         if ckdir is not None and (ckdir / ckpt.ARRAYS).exists():
             (ckdir / ckpt.ARRAYS).unlink()  # a finished fit must not be resumed again
@@ -374,6 +376,20 @@ class DPSGDGenerator(DPGenerator):
         if self.model is None or self.discretiser is None:
             raise GeneratorError(f"generator {self.name!r} is not fitted")
         return self.model, self.discretiser
+
+    def initial_direct_weights(self) -> np.ndarray | None:
+        """The ``direct`` layer's weights this fit started from, rebuilt from its
+        initialisation seed (post-processing randomness, kept in memory only): the
+        privacy audit reads how far each weight moved. None after a load."""
+        seed = self.init_seed
+        if seed is None or self.model is None:
+            return None
+        start = MADE(
+            self.model.sizes,
+            hidden=self.params.hidden,
+            generator=torch.Generator().manual_seed(int(seed)),
+        )
+        return start.direct.weight.detach().double().numpy()
 
     def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
         num_rows = self._check_rows(num_rows)

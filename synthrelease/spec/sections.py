@@ -188,8 +188,9 @@ class Gate(_Model):
     )
     privacy_audit: bool = Field(
         default=True,
-        description="the one-run privacy audit must pass: its empirical epsilon lower bound "
-        "(95%) at or below the release's epsilon (the audit runs and is published either way)",
+        description="the one-run privacy audit must run and pass: its empirical epsilon "
+        "lower bound (95%) at or below the release's epsilon. Off, an audit that fails to "
+        "run no longer blocks; a bound above the epsilon always does",
     )
     audit_canaries: int = Field(
         default=1_000,

@@ -9,18 +9,23 @@
   ``var`` the noise variance the measurement *shows* (estimated from the cells of at
   most one canary, net of that canary's coin, so a measurement that claims noise but
   adds none is read as exact) plus the other canaries' coin variance. A canary's score sums its cells over every measurement.
-- **DP-SGD, white-box**: the fitted MADE's ``direct`` layer (one weight per pair of
-  values of two columns, :mod:`~synthrelease.generators.dpsgd.model`). Each time a row is
-  sampled, DP-SGD moves the weight joining its value ``x_j`` (in) to its value ``x_k``
-  (out, ``j < k``) by about ``lr (1 - p(x_k)) / (noise multiplier x clip)`` against a
-  random walk of ``lr sqrt(steps)``: a clipped row (norm at most the clip, some ten times
-  less than its raw gradient) moves it by too little to see, an unclipped one by half the
-  walk's spread. The DP-SGD canaries (:func:`~.canaries.design_pair_canaries`) hold
-  pairs of values the surrogate never holds, shared by few canaries, so no other row
-  moves their weights. Per canary and pair: the weight, centred on the other values of
-  column ``k`` (softmax shifts cancel), standardised among the canaries holding the same
-  pair of columns and as many sharers; the score sums them over the pairs absent from the
-  surrogate, a pair held by ``n`` canaries weighted ``1 / (1 + 0.1 (n - 1))``.
+- **DP-SGD, white-box**: the fitted MADE's ``direct`` layer, one weight per pair of values
+  of two columns (:mod:`~synthrelease.generators.dpsgd.model`). Each time a row is
+  sampled (``epochs`` times on average), its gradient moves the weight joining its value
+  ``x_j`` (in) to its value ``x_k`` (out, ``j < k``) by ``1 - p(x_k)``, against Gaussian
+  noise of ``noise multiplier x clip`` per coordinate; Adam turns a weight that only
+  noise moves into a random walk of spread ``lr sqrt(steps)``. Unclipped, a canary's
+  push on one weight is about half that spread at the demo spec's epsilon 3; clipped
+  (the row's whole gradient scaled to the clip, some ten times below its norm), a tenth
+  of that. The DP-SGD canaries (:func:`~.canaries.design_pair_canaries`) hold pairs of
+  values the surrogate never holds, so no surrogate row moves their weights. Per canary
+  and such pair: the weight (minus its initial value when the generator keeps its plan,
+  whose initialisation seed rebuilds it), centred on the other values of column ``k``
+  (softmax shifts cancel), standardised among the canaries holding a pair of the same
+  two columns with as many sharers; the score sums these, a pair that ``n`` canaries
+  hold weighted ``1 / (1 + 0.1 (n - 1))``. The power grows with the number of pairs of
+  columns (the demo table's 15 columns give 105, of which a canary gets some 60 absent
+  from the surrogate).
 """
 
 from __future__ import annotations
@@ -69,13 +74,25 @@ SHARED = 0.1  # a pair held by n canaries is weighted 1 / (1 + SHARED (n - 1))
 SMALLEST_GROUP = 4  # canaries needed to standardise a (pair of columns, sharers) group
 
 
-def pair_scores(model: Any, surrogate: np.ndarray, canaries: np.ndarray) -> np.ndarray:
+def pair_scores(
+    model: Any,
+    surrogate: np.ndarray,
+    canaries: np.ndarray,
+    *,
+    initial: np.ndarray | None = None,
+) -> np.ndarray:
     """Each canary's standardised ``direct`` weights over its pairs of values absent from
-    the surrogate (DP-SGD; see the module docstring)."""
+    the surrogate (DP-SGD; see the module docstring). With ``initial`` (the layer's
+    weights before training) the moves, not the weights, are read: the initial draw's
+    spread leaves the comparison."""
     direct = getattr(model, "direct", None)
     if direct is None:
         raise AuditError("the fitted model has no direct layer to audit")
     weight = direct.weight.detach().cpu().double().numpy()
+    if initial is not None:
+        if initial.shape != weight.shape:
+            raise AuditError("the initial weights do not match the fitted model")
+        weight = weight - initial
     sizes = [int(s) for s in model.sizes]
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     rows = np.arange(canaries.shape[0])
@@ -111,5 +128,10 @@ def score_canaries(
         )
     model = getattr(generator, "model", None)
     if model is not None and hasattr(model, "direct"):
-        return "MADE direct-layer pair weights (white-box)", pair_scores(model, surrogate, canaries)
+        weights = getattr(generator, "initial_direct_weights", None)
+        initial = weights() if callable(weights) else None
+        name = "MADE direct-layer pair weights (white-box" + (
+            ", moves from the initial weights)" if initial is not None else ")"
+        )
+        return name, pair_scores(model, surrogate, canaries, initial=initial)
     raise AuditError(f"no audit attack for generator {getattr(generator, 'name', '?')!r}")

@@ -5,9 +5,7 @@ value ``v`` of column ``j`` (a cell no other canary uses: its *own* 1-way cell) 
 every other column, that column's *dump* value, the code the surrogate holds least. So
 each canary owns a 1-way cell and every 2-way cell joining its own value with a dump
 value; those 2-way cells are empty, or nearly, in the surrogate, and a mechanism that
-measures any marginal touching column ``j`` too precisely gives the canary away. The
-same rows serve the DP-SGD attack: canaries of one column share every other value, so
-their likelihoods differ by how the model learned their own cell.
+measures any marginal touching column ``j`` too precisely gives the canary away.
 
 Canaries are spread over the columns round-robin up to ``limit``, so that every column
 owns some (a single broken measurement still shows). How many there are is a function of
@@ -16,11 +14,11 @@ the public domain only: ``sum(size - 1)`` over the columns, at most ``limit``.
 **DP-SGD** (:func:`design_pair_canaries`) needs other rows. What one row leaves in a
 MADE is the weight of its ``direct`` layer that joins each pair of its values, ``(j, x_j)``
 in and ``(k, x_k)`` out: a row pushes it up by about ``1 - p(x_k)`` each time it is
-sampled. The push shows only in a weight that no surrogate row touches (a pair of values
-the surrogate never holds together) and that few other canaries share. So each DP-SGD
-canary is chosen, value by value, to hold pairs absent from the surrogate and shared with
-as few canaries as possible. There are ``limit`` of them: a function of the public
-domain and the audit's settings only.
+sampled (:mod:`.attacks`). The push shows only in a weight that no surrogate row touches
+(a pair of values the surrogate never holds together), and best in one that no other
+canary shares. So each DP-SGD canary is chosen, value by value, to hold pairs absent from
+the surrogate and shared with as few canaries as possible. There are ``limit`` of them
+(the audit's setting, whatever the domain).
 """
 
 from __future__ import annotations
@@ -63,7 +61,7 @@ def design_canaries(surrogate: np.ndarray, sizes: Sequence[int], *, limit: int) 
     return codes
 
 
-SHARE_PENALTY = 0.1  # a pair shared with n other canaries is worth 1 / (1 + 0.1 n)
+SHARE_PENALTY = 1.0  # a pair that n other canaries hold is worth 1 / (1 + n)
 SWEEPS = 3  # rounds of value-by-value improvement
 
 

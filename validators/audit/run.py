@@ -3,9 +3,11 @@
 The recipe:
 
 1. **surrogate**: the release's own synthetic table (a DP output, so the audit costs no
-   budget), at most ``max_rows`` rows;
-2. **canaries**: :func:`~.canaries.design_canaries` over the release's domain, each
-   included by an independent fair coin;
+   budget), at most ``max_rows`` rows (:data:`SURROGATE_ROWS` for DP-SGD);
+2. **canaries**: over the release's domain, each included by an independent fair coin:
+   :func:`~.canaries.design_canaries` (one 1-way cell each) for MST and AIM,
+   :func:`~.canaries.design_pair_canaries` (pairs of values the surrogate lacks) for
+   DP-SGD, whose attack reads its network's pair weights;
 3. **fit**: the same generator, parameters, domain and epsilon, fitted once on the
    surrogate plus the included canaries (its progress lines silenced);
 4. **attack**: a score per canary (:mod:`.attacks`);
@@ -33,11 +35,18 @@ from synthrelease.generators.base import DPGenerator, quiet_fits
 from synthrelease.generators.noise import NoiseSource
 from synthrelease.private.table import SensitiveTable
 from synthrelease.validators.audit.attacks import score_canaries
-from synthrelease.validators.audit.bound import ONE_RUN, epsilon_lower_bound
-from synthrelease.validators.audit.canaries import design_canaries
+from synthrelease.validators.audit.bound import epsilon_lower_bound
+from synthrelease.validators.audit.canaries import design_canaries, design_pair_canaries
 
 CONFIDENCE = 0.95
-GUESS_GRID = (4, 8, 16, 32, 64, 128)  # k: "in" for the top k scores, "out" for the bottom k
+ONE_RUN = "one-run audit (Steinke, Nasr & Jagielski, NeurIPS 2023)"
+# DP-SGD's fit time grows with the rows (epochs x rows): a smaller surrogate keeps the
+# audit under one fit of the release (measured: 8,000 rows also gives its attack more
+# power per canary, bench/bench_audit.py). MST and AIM cost little per row.
+SURROGATE_ROWS = {"dpsgd": 8_000}
+# k: "in" for the top k scores, "out" for the bottom k. No k = 4: 8 of 8 right happens by
+# chance 1 time in 256 and would refute epsilon 0.2 alone (false refusals cost budget).
+GUESS_GRID = (8, 16, 32, 64, 128)
 
 
 @dataclass(frozen=True)
@@ -156,12 +165,17 @@ def audit_generator(
     if discretiser is None:
         raise AuditError("the audit needs the release's resolved domain")
     names = list(discretiser.names)
+    max_rows = min(max_rows, SURROGATE_ROWS.get(generator.name, max_rows))
     if len(surrogate) > max_rows:
         surrogate = surrogate.sample(max_rows, random_state=rng)
     if len(surrogate) < 2:
         raise AuditError("the surrogate table is empty")
     codes = discretiser.encode(surrogate[names]).to_numpy(np.int64)
-    canaries = design_canaries(codes, list(discretiser.sizes.values()), limit=max_canaries)
+    sizes = list(discretiser.sizes.values())
+    if generator.name == "dpsgd":  # its attack reads pairs of values (see .canaries)
+        canaries = design_pair_canaries(codes, sizes, limit=max_canaries, rng=rng)
+    else:
+        canaries = design_canaries(codes, sizes, limit=max_canaries)
     included = np.less(rng.random(canaries.shape[0]), 0.5)
     rows = discretiser.decode(pd.DataFrame(canaries, columns=names), rng)
     table = pd.concat([surrogate[names], rows[included]], ignore_index=True)
@@ -183,7 +197,7 @@ def audit_generator(
         guesses=guesses,
         correct=correct,
         epsilon_lower_bound=math.ceil(bound * 1e4) / 1e4,  # rounded up: never below
-        ceiling=round(ceiling(m, delta=generator.delta, confidence=confidence), 2),
+        ceiling=math.floor(ceiling(m, delta=generator.delta, confidence=confidence) * 100) / 100,
         confidence=confidence,
         epsilon=generator.epsilon,
         delta=generator.delta,
