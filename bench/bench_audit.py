@@ -36,15 +36,21 @@ from tests.public_tables import adult_csv  # noqa: E402
 SPECS = {"mst": "adult.yaml", "aim": "adult-aim.yaml", "dpsgd": "adult-dpsgd.yaml"}
 
 
-def _maker(name: str) -> Callable:
-    from synthrelease.generators import build_generator
+def _maker(name: str, *, audit: bool = False) -> Callable:
+    """The demo spec's generator; for the audit, with its post-processing parameters
+    (``audit_params``) as the pipeline's check step sets them."""
+    from synthrelease.generators import GENERATORS, build_generator
     from synthrelease.spec import load_spec
 
     spec = load_spec(ROOT / "configs" / SPECS[name])
+    generator = spec.generator
+    if audit and name in GENERATORS:
+        params = {**generator.params, **GENERATORS[name].audit_params}
+        generator = generator.model_copy(update={"params": params})
 
     def make():
         return build_generator(
-            spec.generator,
+            generator,
             spec.columns,
             epsilon=spec.privacy.epsilon,
             delta=spec.privacy.delta,
@@ -106,7 +112,10 @@ def main() -> None:
             start = time.perf_counter()
             with context:
                 result = audit_generator(
-                    make, frame, noise=noise, rng=np.random.default_rng(args.seed)
+                    _maker(name, audit=True),
+                    frame,
+                    noise=noise,
+                    rng=np.random.default_rng(args.seed),
                 )
             seconds = time.perf_counter() - start
             print(

@@ -97,6 +97,9 @@ class DPGenerator(ABC):
 
     name: ClassVar[str]
     Params: ClassVar[type[GeneratorParams]] = GeneratorParams
+    # Parameters of pure post-processing that the privacy audit's fit may set instead
+    # (they change nothing the mechanisms measure; the audit reads the measurements)
+    audit_params: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,

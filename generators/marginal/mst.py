@@ -204,6 +204,8 @@ class MSTGenerator(MarginalGenerator):
 
     name = "mst"
     Params = MSTParams
+    # the estimation runs after the last measurement and the audit reads the measurements
+    audit_params = {"iters": 1}
     params: MSTParams
     model_class = TreeModel
 

@@ -181,6 +181,7 @@ def _audit(spec: ReleaseSpec, paths: RunPaths, synthetic: Any) -> dict[str, Any]
         fitted = load_generator(paths.model)
         columns = getattr(fitted, "resolved_columns", fitted.columns)  # DP edges, DP domains
         params = {k: v for k, v in spec.generator.params.items() if k not in LEARNED_DOMAIN}
+        params.update(type(fitted).audit_params)  # post-processing only (the audit's cost)
         generator = spec.generator.model_copy(update={"params": params})
 
         def make() -> DPGenerator:
