@@ -99,6 +99,8 @@ class AIMGenerator(MarginalGenerator):
     params: AIMParams
     model_class = GraphicalModel
     uses_target = True
+    # the final estimation runs after the last measurement; the audit reads the measurements
+    audit_params = {"final_iters": 1}
 
     def __init__(
         self,
