@@ -39,14 +39,11 @@ SPECS = {"mst": "adult.yaml", "aim": "adult-aim.yaml", "dpsgd": "adult-dpsgd.yam
 def _maker(name: str, *, audit: bool = False) -> Callable:
     """The demo spec's generator; for the audit, with its post-processing parameters
     (``audit_params``) as the pipeline's check step sets them."""
-    from synthrelease.generators import GENERATORS, build_generator
+    from synthrelease.generators import audit_spec, build_generator
     from synthrelease.spec import load_spec
 
     spec = load_spec(ROOT / "configs" / SPECS[name])
-    generator = spec.generator
-    if audit and name in GENERATORS:
-        params = {**generator.params, **GENERATORS[name].audit_params}
-        generator = generator.model_copy(update={"params": params})
+    generator = audit_spec(spec.generator) if audit else spec.generator
 
     def make():
         return build_generator(

@@ -65,6 +65,20 @@ def build_generator(
     return cls(columns, epsilon=epsilon, delta=delta, params=spec.params, **extra)
 
 
+# Parameters that make a fit learn (part of) its domain from the rows: the privacy
+# audit fits on the release's resolved domain instead, so it audits the mechanisms after.
+LEARNED_DOMAIN = ("quantile_edges", "quantile_share")
+
+
+def audit_spec(spec: GeneratorSpec) -> GeneratorSpec:
+    """The generator section of the privacy audit's fit: the release's parameters without
+    those in :data:`LEARNED_DOMAIN`, with the class's ``audit_params`` (post-processing
+    only: they change nothing the mechanisms measure) set."""
+    params = {k: v for k, v in spec.params.items() if k not in LEARNED_DOMAIN}
+    params.update(_generator_class(spec.name).audit_params)
+    return spec.model_copy(update={"params": params})
+
+
 def load_generator(path: Path | str) -> DPGenerator:
     """Load a saved generator of any registered kind (reads no data)."""
     path = Path(path)
@@ -77,9 +91,11 @@ def load_generator(path: Path | str) -> DPGenerator:
 
 __all__ = [
     "GENERATORS",
+    "LEARNED_DOMAIN",
     "LAZY_GENERATORS",
     "AIMGenerator",
     "DPGenerator",
+    "audit_spec",
     "MSTGenerator",
     "build_generator",
     "load_generator",

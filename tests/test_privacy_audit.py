@@ -27,7 +27,7 @@ from synthrelease.validators.audit.bound import epsilon_lower_bound
 from synthrelease.validators.audit.canaries import design_canaries, dump_values
 from synthrelease.validators.audit.run import ceiling
 from synthrelease.validators.gate import evaluate_gate
-from tests.broken_generators import ScaledNoise, UnnoisedDraw
+from tests.broken_generators import ScaledNoise, UnnoisedDraw, release_with_scaled_noise
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -240,20 +240,7 @@ def test_the_audit_reads_no_real_row(spec_factory):
 def test_a_release_with_noise_100x_too_small_is_refused_by_the_audit(spec_factory, monkeypatch):
     """The bug in the code that ran (both the release's fit and the audit's): every
     Gaussian draw 100x too small while the budget lines claim the full noise."""
-    normal = NoiseSource.normal
-    monkeypatch.setattr(
-        NoiseSource, "normal", lambda self, scale, size: normal(self, scale * 0.01, size)
-    )
-    path = spec_factory(
-        privacy={
-            "epsilon": 1.0,
-            "delta": 1e-6,
-            "budget": {"epsilon": 10.0, "delta": 1e-5},
-            "noise": "seeded",
-            "seed": 7,
-        },
-        generator={"name": "mst", "params": {"bins": 32}},
-    )
+    path = release_with_scaled_noise(spec_factory, monkeypatch)
     with pytest.raises(GateFailedError):
         run.release(path)
     spec = load_spec(path)

@@ -33,6 +33,7 @@ from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import load_spec
 from synthrelease.spec.sections import GeneratorSpec
 from synthrelease.store import ReleaseStore
+from tests.broken_generators import release_with_scaled_noise
 from tests.conftest import SMALL_COLUMNS, make_table
 
 SYNTHETIC_ROWS = 600
@@ -289,19 +290,9 @@ def test_a_release_its_own_audit_refutes_is_never_published(spec_factory, monkey
     ``gate.privacy_audit: false``: the audit still runs and refutes the stated epsilon,
     yet the release is published, its README saying the bound is ABOVE the stated
     epsilon, and the manifest still stating the refuted epsilon."""
-    normal = NoiseSource.normal
-    monkeypatch.setattr(
-        NoiseSource, "normal", lambda self, scale, size: normal(self, scale * 0.01, size)
-    )
-    path = spec_factory(
-        privacy={
-            "epsilon": 1.0,
-            "delta": 1e-6,
-            "budget": {"epsilon": 10.0, "delta": 1e-5},
-            "noise": "seeded",
-            "seed": 7,
-        },
-        generator={"name": "mst", "params": {"bins": 32}},
+    path = release_with_scaled_noise(
+        spec_factory,
+        monkeypatch,
         gate={
             "max_tvd_1way": 0.2,
             "max_tvd_2way": 0.3,

@@ -15,7 +15,7 @@ from typing import Any
 from synthrelease.errors import (
     StepFailedError,
 )
-from synthrelease.generators import build_generator, load_generator
+from synthrelease.generators import audit_spec, build_generator, load_generator
 from synthrelease.generators.base import DPGenerator
 from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.noise import make_noise
@@ -44,9 +44,6 @@ from synthrelease.validators.real import evaluate_against_real
 from synthrelease.validators.report import write_internal_report
 
 log = logging.getLogger(__name__)
-# Parameters that make a fit learn (part of) its domain from the rows: the audit fits on
-# the release's resolved domain instead, so it audits the mechanisms after them.
-LEARNED_DOMAIN = ("quantile_edges", "quantile_share")
 
 
 def check(run: PinnedRun) -> Path:
@@ -180,9 +177,7 @@ def _audit(spec: ReleaseSpec, paths: RunPaths, synthetic: Any) -> dict[str, Any]
     try:
         fitted = load_generator(paths.model)
         columns = getattr(fitted, "resolved_columns", fitted.columns)  # DP edges, DP domains
-        params = {k: v for k, v in spec.generator.params.items() if k not in LEARNED_DOMAIN}
-        params.update(type(fitted).audit_params)  # post-processing only (the audit's cost)
-        generator = spec.generator.model_copy(update={"params": params})
+        generator = audit_spec(spec.generator)
 
         def make() -> DPGenerator:
             return build_generator(

@@ -94,7 +94,7 @@ def pair_scores(
             raise AuditError("the initial weights do not match the fitted model")
         weight = weight - initial
     sizes = [int(s) for s in model.sizes]
-    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    offsets = model.offsets.cpu().numpy().astype(np.int64)  # the MADE's one-hot layout
     rows = np.arange(canaries.shape[0])
     scores = np.zeros(canaries.shape[0])
     for j in range(len(sizes)):
