@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -19,6 +20,7 @@ from synthrelease.generators.accounting import cdp_rho
 from synthrelease.planning import choose_generator, gate_for_plan, make_plan, suggest_bins
 from synthrelease.planning.choices import round_rows
 from synthrelease.planning.plan import cache_key
+from synthrelease.planning.simulate import STANDINS, mean_simulation, simulate
 from synthrelease.spec import load_spec
 from tests.test_cli import _ledger_entries, _run
 
@@ -122,7 +124,7 @@ def test_cache_is_reused_and_ignores_thresholds(spec_factory, tmp_path):
     spec = load_spec(_plan_spec(spec_factory, tmp_path))
     cache = tmp_path / "plans"
     first = make_plan(spec, rows=3000, cache=cache)
-    assert len(list(cache.glob("*.json"))) == 1
+    assert len(list(cache.glob("*.json"))) == STANDINS  # one simulation a stand-in
     start = time.perf_counter()
     again = make_plan(spec, rows=3000, cache=cache)
     assert time.perf_counter() - start < 1.0
@@ -183,3 +185,15 @@ def test_run_anyway_runs_and_is_charged(capsys, spec_factory):
     assert code == 4  # the gate refused, as planned; the run read rows: charged
     assert "running anyway" in out
     assert len(_ledger_entries(path)) == 1
+
+
+def test_the_plan_averages_its_stand_ins(spec_factory, tmp_path):
+    """Each stand-in is one draw from the prior of tables: the plan's figures are the
+    mean of STANDINS simulations, seeds seed..seed+STANDINS-1."""
+    spec = load_spec(_plan_spec(spec_factory, tmp_path))
+    plan = make_plan(spec, rows=3000)
+    sims = [simulate(spec, train_rows=2100, holdout_rows=900, seed=k) for k in range(STANDINS)]
+    assert len({s.predicted["tvd_2way"] for s in sims}) == STANDINS  # they differ
+    mean = mean_simulation(sims)
+    assert plan.predicted == pytest.approx(mean.predicted)
+    assert plan.floor["tvd_2way"] == pytest.approx(np.mean([s.floor["tvd_2way"] for s in sims]))

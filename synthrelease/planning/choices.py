@@ -5,7 +5,7 @@ the declared or drafted domain sizes, the target's name, the release's epsilon a
 delta, and the row count the custodian declares or the draft rounded), never of the rows.
 ``spec draft`` calls them; ``synthrelease plan`` reports on what they chose.
 
-How they were set (measured with ``bench/bench_first_try.py`` and ``bench/bench_plan.py``
+How they were set (measured with ``bench/bench_first_try.py``
 on the demo table and the public tables of ``tests/public_tables.py``):
 
 - **generator**: AIM with its default workload (every 2-way marginal plus every 3-way

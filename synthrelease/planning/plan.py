@@ -36,7 +36,7 @@ from synthrelease.errors import SpecError
 from synthrelease.generators.accounting import BudgetLine
 from synthrelease.planning.choices import THRESHOLD_MARGIN
 from synthrelease.planning.model import PLAN_FORMAT, Forecast, Noise, Outlook, Plan
-from synthrelease.planning.simulate import Simulation, simulate
+from synthrelease.planning.simulate import Simulation, mean_simulation, simulate, standins_for
 from synthrelease.spec import ReleaseSpec
 from synthrelease.validators.checks import thresholds
 
@@ -173,7 +173,12 @@ def make_plan(
     for cached simulations (``<workspace>/plans``); None computes afresh."""
     n, provenance = _rows(spec, rows)
     train, hold, assumed = _parts(spec, n, holdout_rows)
-    sim = _cached_simulation(spec, train=train, hold=hold, rows=n, seed=seed, cache=cache)
+    sim = mean_simulation(
+        [
+            _cached_simulation(spec, train=train, hold=hold, rows=n, seed=seed + k, cache=cache)
+            for k in range(standins_for(spec))
+        ]
+    )
     d = len(spec.columns)
     edges = max(d - 1, 1)  # MST's tree: every column joined
     noise = tuple(
@@ -187,8 +192,9 @@ def make_plan(
         for line in sim.lines
     )
     notes = [
-        "predictions come from the spec's generator fitted on a public stand-in table "
-        "(no row was read); the real table's structure can move them either way",
+        f"predictions come from the spec's generator fitted on {standins_for(spec)} public "
+        "stand-in table(s), averaged (no row was read); the real table's structure can "
+        "move them either way",
     ]
     if sim.simulated_rows < train:
         notes.append(
