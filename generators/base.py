@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import PrivacyReport
 from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.codes import SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -141,8 +142,9 @@ class DPGenerator(ABC):
 
     # ------------------------------------------------------------------ interface
     @abstractmethod
-    def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
-        """Fit on sensitive rows with noise from ``noise``; returns what was spent."""
+    def fit(self, table: SensitiveTable | SensitiveCodes, *, noise: NoiseSource) -> PrivacyReport:
+        """Fit on sensitive rows (or, where :attr:`reads_codes`, the pipeline's code
+        store) with noise from ``noise``; returns what was spent."""
 
     @abstractmethod
     def sample(self, num_rows: int, *, rng: np.random.Generator) -> pd.DataFrame:
@@ -157,6 +159,13 @@ class DPGenerator(ABC):
         """Inverse of :meth:`_state` on a freshly constructed instance."""
 
     @property
+    def reads_codes(self) -> bool:
+        """Whether :meth:`fit` can train from the pipeline's code store (the training
+        rows as integer codes of the declared domain, read chunk by chunk) in place of
+        the rows in memory. False: the pipeline hands it the rows."""
+        return False
+
+    @property
     def fitted(self) -> bool:
         return self.report is not None
 
@@ -166,8 +175,11 @@ class DPGenerator(ABC):
         return self.report
 
     def _check_fit_args(self, table: Any, noise: Any) -> None:
-        """``fit`` takes a SensitiveTable and a NoiseSource (never a bare frame or rng)."""
-        if not isinstance(table, SensitiveTable):
+        """``fit`` takes a SensitiveTable (or, where :attr:`reads_codes`, the pipeline's
+        SensitiveCodes) and a NoiseSource (never a bare frame or rng)."""
+        if isinstance(table, SensitiveCodes) and self.reads_codes:
+            pass
+        elif not isinstance(table, SensitiveTable):
             raise GeneratorError(f"{self.name}.fit takes a SensitiveTable")
         if not isinstance(noise, NoiseSource):
             raise GeneratorError(

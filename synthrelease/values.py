@@ -165,7 +165,9 @@ def categorical(
     reads as ``other`` where the column declares that bucket (``categories`` None: no
     domain)."""
     null = _nulls(values)
-    text = values.astype(object).where(~null, None).map(lambda v: None if v is None else label(v))
+    text = values.astype(object).where(~null, None)
+    if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
+        text = text.map(lambda v: None if v is None else label(v))  # text reads as itself
     if categories is None:
         return Normalised(text, null, _none(len(values)), _none(len(values)))
     outside = ~null & ~text.isin(categories).to_numpy()

@@ -83,6 +83,7 @@ LAYERS = {
         "synthrelease.spec",
         "synthrelease.values",
         "synthrelease.private.table",
+        "synthrelease.private.codes",
     ),
     "engines": ("synthrelease.generators", "synthrelease.validators"),
     "application": (

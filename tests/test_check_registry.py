@@ -31,6 +31,7 @@ from tests.test_privacy_attacks import COLUMNS, population
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = {
     "sample_rows",
+    "real_rows",
     "attack_rows",
     "publish_figures",
     "audit_canaries",

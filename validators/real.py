@@ -110,6 +110,7 @@ def evaluate_against_real(
     rng: np.random.Generator,
     settings: Settings = DEFAULT_SETTINGS,
     only: Collection[str] | None = None,
+    train_rows: int | None = None,
 ) -> Evaluation:
     """Every utility and privacy figure of ``synthetic`` against the real parts (or the
     checks named in ``only``, a subset of :data:`CHECKS`).
@@ -119,7 +120,8 @@ def evaluate_against_real(
     in the rows (sampling) plus a constant. Each check draws from its own child of
     ``rng`` (spawned in :data:`CHECKS` order), so a check's figures are the same whether
     it runs with the others or alone. Each check fails closed on its own (NaN figures,
-    error type recorded); a wrong argument raises.
+    error type recorded); a wrong argument raises. ``train_rows``: the training part's
+    row count when ``train`` is a sample of it (the pipeline's bounded samples).
     """
     if not isinstance(train, SensitiveTable) or not isinstance(holdout, SensitiveTable):
         raise TypeError("train and holdout must be SensitiveTable")
@@ -154,6 +156,7 @@ def evaluate_against_real(
         specs=specs,
         target=target,
         settings=settings,
+        train_rows=max(int(train_rows or 0), len(train_all)),
     )
     child = dict(zip(CHECKS, rng.spawn(len(CHECKS))))
     out = Collector()

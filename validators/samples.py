@@ -77,7 +77,9 @@ class Samples:
     the revealed rows and handed to each check's ``compute``. Holds real rows: no repr of
     them, no pickling, never returned. ``*_all``: every row (declared columns, numbers
     clipped); ``hold_m``/``synth_m``: ``marginal_rows`` random rows; ``hold``/``synth``:
-    their first ``sample_rows``; ``train_ref``: a training sample of ``hold``'s size."""
+    their first ``sample_rows``; ``train_ref``: a training sample of ``hold``'s size;
+    ``train_rows``: the whole training part's row count, where ``train_all`` is the
+    pipeline's bounded sample of a larger part (private, like every figure here)."""
 
     train_all: pd.DataFrame
     hold_all: pd.DataFrame
@@ -91,6 +93,7 @@ class Samples:
     specs: Mapping[str, object]
     target: str | None
     settings: Settings
+    train_rows: int = 0  # rows of the whole training part (train_all may be a sample of it)
 
     @functools.cached_property
     def typed_hold(self) -> pd.DataFrame:

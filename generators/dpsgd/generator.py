@@ -71,6 +71,7 @@ from synthrelease.generators.dpsgd.train import (
     use_autocast,
 )
 from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.codes import SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -228,13 +229,14 @@ class DPSGDGenerator(DPGenerator):
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        table: SensitiveTable,
+        table: SensitiveTable | SensitiveCodes,  # codes: refused (reads_codes is False)
         *,
         noise: NoiseSource,
         checkpoint: Path | str | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> DPSGDReport:
         self._check_fit_args(table, noise)
+        assert isinstance(table, SensitiveTable)  # _check_fit_args refused the code store
         p, device = self.params, select_device(self.params.device)
         ckdir = Path(checkpoint) if checkpoint is not None else None
         stored = ckpt.load_checkpoint(ckdir) if ckdir is not None else None

@@ -24,6 +24,7 @@ from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.codes import SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -99,6 +100,12 @@ class MarginalGenerator(DPGenerator):
         self.discretiser = Discretiser(self.columns, default_bins=self.params.bins)
 
     @property
+    def reads_codes(self) -> bool:
+        """Counts are all MST and AIM read: they train from the code store, unless DP
+        quantile edges must first be measured on a finer grid than the store's."""
+        return not self.params.quantile_edges
+
+    @property
     def resolved_columns(self) -> dict[str, Column]:
         """The declared columns with the DP-learned edges filled in (public after fit)."""
         return {
@@ -108,11 +115,16 @@ class MarginalGenerator(DPGenerator):
             for n, c in self.columns.items()
         }
 
-    def _learn_edges(self, table: SensitiveTable, *, rho: float, noise: NoiseSource) -> BudgetLine:
+    def _learn_edges(
+        self, table: SensitiveTable | SensitiveCodes, *, rho: float, noise: NoiseSource
+    ) -> BudgetLine:
         """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
         names = list(self.params.quantile_edges)
         grid = dp_edges.grid_columns(self.columns, names)
+        if not isinstance(table, SensitiveTable):
+            raise GeneratorError("DP quantile edges are measured on the rows, not the code store")
         codes = encode_rows(table, Discretiser(grid))
+        assert isinstance(codes, np.ndarray)
         sigma = dp_edges.sigma_for(rho, len(names))
         learned: dict[str, tuple[float, ...]] = {}
         for i, name in enumerate(names):

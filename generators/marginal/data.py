@@ -7,8 +7,10 @@ which the mechanisms in ``aim.py`` / ``dp_edges.py`` only ever release through G
 noise or the exponential mechanism. Nothing here logs, prints or stores a count.
 
 Speed and memory: codes are kept in the smallest unsigned dtype (a million rows of 15
-columns is 15 MB); a marginal is one ``bincount`` over a flat index built in place, so
-its cost is linear in rows. Answers are cached up to ``cache_cells`` cells, and a marginal
+columns is 15 MB), in memory or in the pipeline's code store on disk
+(:mod:`synthrelease.private.codes`); a marginal is one ``bincount`` per chunk over a
+flat index built in place, so its cost is linear in rows and its memory is one chunk's;
+:meth:`ExactMarginals.prefetch` counts many marginals in one pass. Answers are cached up to ``cache_cells`` cells, and a marginal
 whose superset is cached is summed from it instead of recounted.
 """
 
@@ -16,41 +18,56 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from synthrelease.errors import SchemaMismatchError
+from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.marginal.jtree import Clique
+from synthrelease.private.codes import CHUNK_ROWS, SensitiveCodes, code_dtype
 from synthrelease.private.table import SensitiveTable
 
 DEFAULT_CACHE_CELLS = 2**24  # 128 MB of float64 answers
 
 
-def _dtype(size: int) -> type:
-    return np.uint8 if size <= 2**8 else np.uint16 if size <= 2**16 else np.uint32
+CodeSource = np.ndarray | SensitiveCodes
 
 
-def encode_rows(table: SensitiveTable, disc: Discretiser) -> np.ndarray:
-    """READS SENSITIVE ROWS: codes of the declared columns, shape (columns, rows)."""
+def encode_rows(table: SensitiveTable | SensitiveCodes, disc: Discretiser) -> CodeSource:
+    """READS SENSITIVE ROWS: codes of the declared columns, shape (columns, rows), in
+    memory; or, for a code store written by the pipeline's one-pass ingestion, the store
+    itself (checked against the domain), read chunk by chunk by :class:`ExactMarginals`."""
+    sizes = list(disc.sizes.values())
+    if isinstance(table, SensitiveCodes):
+        if table.names != list(disc.names) or table.sizes != sizes:
+            raise SchemaMismatchError("the code store was written for another domain")
+        return table
     missing = [n for n in disc.names if n not in table.columns]
     if missing:
         raise SchemaMismatchError(f"the table lacks declared column(s): {', '.join(missing)}")
     frame = disc.encode(table.reveal()[disc.names])
-    sizes = list(disc.sizes.values())
-    return np.stack([frame[n].to_numpy().astype(_dtype(s)) for n, s in zip(disc.names, sizes)])
+    return np.stack([frame[n].to_numpy().astype(code_dtype(s)) for n, s in zip(disc.names, sizes)])
 
 
 class ExactMarginals:
-    """Exact (sensitive) counts of any marginal of integer-coded rows."""
+    """Exact (sensitive) counts of any marginal of integer-coded rows, held in memory or
+    in a code store; either way counted ``CHUNK_ROWS`` rows at a time, so a count holds
+    one chunk's flat index (8 MB), never one the size of the table."""
 
     def __init__(
-        self, codes: np.ndarray, sizes: Sequence[int], *, cache_cells: int = DEFAULT_CACHE_CELLS
+        self,
+        codes: CodeSource,
+        sizes: Sequence[int],
+        *,
+        cache_cells: int = DEFAULT_CACHE_CELLS,
+        maps: Sequence[np.ndarray] | None = None,
     ) -> None:
-        self._codes = codes
+        self._codes: CodeSource | None = codes
+        self._maps = None if maps is None else [np.asarray(m, dtype=np.int64) for m in maps]
         self.sizes = tuple(int(s) for s in sizes)
-        if codes.shape[0] != len(self.sizes):
+        width = codes.shape[0] if isinstance(codes, np.ndarray) else len(codes.names)
+        if width != len(self.sizes):
             raise SchemaMismatchError("codes and domain disagree on the number of columns")
         self._cache: dict[Clique, np.ndarray] = {}
         self._cells = 0
@@ -58,18 +75,54 @@ class ExactMarginals:
         self.seconds = 0.0  # time spent counting rows (benchmarks: the part linear in rows)
 
     def compressed(self, maps: Sequence[np.ndarray]) -> ExactMarginals:
-        """The same rows on a compressed domain (``maps[i][code] -> new code``); the
-        original codes are released from this object."""
-        start = time.perf_counter()
-        sizes = [int(m.max()) + 1 for m in maps]
-        codes = np.stack(
-            [np.asarray(m)[c].astype(_dtype(s)) for m, c, s in zip(maps, self._codes, sizes)]
-        )
-        self._codes = np.empty((0, 0), dtype=np.uint8)
-        self._cache.clear()
-        out = ExactMarginals(codes, sizes, cache_cells=self._budget)
-        out.seconds = self.seconds + time.perf_counter() - start
+        """The same rows on a compressed domain (``maps[i][code] -> new code``, applied
+        chunk by chunk as they are read); this object lets go of the rows."""
+        if self._codes is None:
+            raise GeneratorError("exact marginals already released")
+        sizes = [int(np.max(m)) + 1 for m in maps]
+        if self._maps is not None:
+            maps = [np.asarray(m)[old] for m, old in zip(maps, self._maps)]
+        out = ExactMarginals(self._codes, sizes, cache_cells=self._budget, maps=maps)
+        out.seconds = self.seconds
+        self.release()
         return out
+
+    def _chunks(self) -> Iterator[np.ndarray]:
+        codes = self._codes
+        if codes is None:
+            raise GeneratorError("exact marginals already released")
+        if isinstance(codes, SensitiveCodes):
+            yield from codes.reveal(rows=CHUNK_ROWS)  # READS SENSITIVE CODES
+        else:
+            for start in range(0, codes.shape[1], CHUNK_ROWS):
+                yield codes[:, start : start + CHUNK_ROWS]
+
+    def _count(self, cliques: Sequence[Clique]) -> list[np.ndarray]:
+        """One pass over the rows, counting every clique of ``cliques``."""
+        start = time.perf_counter()
+        cells = [math.prod(self.sizes[a] for a in c) for c in cliques]
+        tables = [np.zeros(n, dtype=np.int64) for n in cells]
+        used = sorted({a for c in cliques for a in c})
+        for chunk in self._chunks():
+            cols = {a: chunk[a].astype(np.int64) for a in used}
+            if self._maps is not None:
+                cols = {a: self._maps[a][v] for a, v in cols.items()}
+            for c, n, table in zip(cliques, cells, tables):
+                flat = cols[c[0]].copy()
+                for a in c[1:]:
+                    flat *= self.sizes[a]
+                    flat += cols[a]
+                table += np.bincount(flat, minlength=n)
+        self.seconds += time.perf_counter() - start
+        return [t.astype(np.float64) for t in tables]
+
+    def prefetch(self, cliques: Sequence[Clique]) -> None:
+        """Count every clique of ``cliques`` not yet known in one pass and keep them (as
+        far as the cache holds): a code store is read once, not once per marginal."""
+        todo = [tuple(c) for c in dict.fromkeys(tuple(c) for c in cliques) if c]
+        todo = [c for c in todo if c not in self._cache]
+        for clique, table in zip(todo, self._count(todo) if todo else []):
+            self._keep(clique, table)
 
     def counts(self, clique: Clique) -> np.ndarray:
         """Exact counts of the marginal on ``clique`` (sorted), flat in C order."""
@@ -82,17 +135,9 @@ class ExactMarginals:
                 shaped = table.reshape([self.sizes[a] for a in sup])
                 axes = tuple(i for i, a in enumerate(sup) if a not in clique)
                 return self._keep(clique, shaped.sum(axis=axes).ravel())
-        start = time.perf_counter()
-        cells = math.prod(self.sizes[a] for a in clique)
         if not clique:
-            return np.array([float(self._codes.shape[1])])
-        flat = self._codes[clique[0]].astype(np.int64)
-        for a in clique[1:]:
-            flat *= self.sizes[a]
-            flat += self._codes[a]
-        table = np.bincount(flat, minlength=cells).astype(np.float64)
-        self.seconds += time.perf_counter() - start
-        return self._keep(clique, table)
+            return np.array([float(sum(c.shape[1] for c in self._chunks()))])
+        return self._keep(clique, self._count([clique])[0])
 
     def _keep(self, clique: Clique, table: np.ndarray) -> np.ndarray:
         if self._cells + table.size <= self._budget:
@@ -102,6 +147,6 @@ class ExactMarginals:
 
     def release(self) -> None:
         """Drop the codes and every cached count (call when measuring is over)."""
-        self._codes = np.empty((0, 0), dtype=np.uint8)
+        self._codes = None
         self._cache.clear()
         self._cells = 0

@@ -14,8 +14,9 @@ The recipe, with rho = cdp_rho(epsilon, delta) split in thirds (plain arithmetic
    (mirror descent, warm-started from the independence model of step 2).
 
 **Sensitive rows**: only ``marginal.data.encode_rows`` reads them (the trusted encoder);
-:meth:`MSTGenerator.fit` holds their integer codes until the last measurement and drops
-them; :func:`_counts` turns codes into exact counts, which only :func:`_measure` (adds
+:meth:`MSTGenerator.fit` counts them through an ``ExactMarginals`` (in memory or over the
+pipeline's code store, chunk by chunk) until the last measurement and drops it; the exact
+counts reach only :func:`_measure` (adds
 Gaussian noise) and :func:`_select` (exponential mechanism) use. All noise comes from the
 :class:`NoiseSource` passed to ``fit``. Everything after that (estimation in
 ``mst_estimate``, sampling with the caller's generator) is post-processing of DP outputs.
@@ -38,11 +39,12 @@ from synthrelease.generators.accounting import BudgetLine, PrivacyReport, cdp_rh
 from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.marginal.base import MarginalGenerator, MarginalParams, NoisyMarginal
 from synthrelease.generators.marginal.compress import compress_map
-from synthrelease.generators.marginal.data import encode_rows
+from synthrelease.generators.marginal.data import ExactMarginals, encode_rows
 from synthrelease.generators.marginal.jtree import DisjointSets
 from synthrelease.generators.marginal.mst_estimate import estimate_tree_model
 from synthrelease.generators.marginal.mst_sampler import TreeModel
 from synthrelease.generators.noise import NoiseSource
+from synthrelease.private.codes import SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -73,32 +75,24 @@ class MSTParams(MarginalParams):
 
 
 # --------------------------------------------------------------------------- sensitive
-def _counts(codes: np.ndarray, clique: tuple[int, ...], sizes: list[int]) -> np.ndarray:
-    """Exact (sensitive) counts of a marginal, flattened in C order."""
-    flat = np.zeros(codes.shape[1], dtype=np.int64)
-    for i in clique:
-        flat = flat * sizes[i] + codes[i]
-    return np.bincount(flat, minlength=math.prod(sizes[i] for i in clique)).astype(np.float64)
-
-
 def _measure(
-    codes: np.ndarray,
+    data: ExactMarginals,
     cliques: Sequence[tuple[int, ...]],
-    sizes: list[int],
     *,
     sigma: float,
     noise: NoiseSource,
 ) -> list[np.ndarray]:
     """Gaussian mechanism: each marginal's counts plus N(0, sigma^2) per cell."""
+    data.prefetch(cliques)  # one pass over the rows for all of them
     out = []
     for clique in cliques:
-        x = _counts(codes, clique, sizes)
+        x = data.counts(clique)
         out.append(x + noise.normal(sigma, x.size))
     return out
 
 
 def _select(
-    codes: np.ndarray,
+    data: ExactMarginals,
     sizes: list[int],
     indep: list[np.ndarray],
     total: float,
@@ -117,9 +111,10 @@ def _select(
     ]
     _require_spanning_tree(d, pairs, sizes, names)  # before any budget goes on selection
     score = {}
+    data.prefetch(pairs)  # one pass over the rows for every pair
     for a, b in pairs:
         xhat = np.outer(indep[a], indep[b]).ravel() / total
-        score[a, b] = float(np.abs(_counts(codes, (a, b), sizes) - xhat).sum())
+        score[a, b] = float(np.abs(data.counts((a, b)) - xhat).sum())
     eps = _em_epsilon(rho, d)  # each round: eps-DP exponential mechanism = eps^2/8-zCDP
     sets = DisjointSets(d)
     edges: list[tuple[int, int]] = []
@@ -221,7 +216,7 @@ class MSTGenerator(MarginalGenerator):
         self._init_domain()
         self.model: TreeModel | None = None
 
-    def fit(self, table: SensitiveTable, *, noise: NoiseSource) -> PrivacyReport:
+    def fit(self, table: SensitiveTable | SensitiveCodes, *, noise: NoiseSource) -> PrivacyReport:
         """READS SENSITIVE ROWS (once, via ``marginal.data.encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         self._check_fit_args(table, noise)
@@ -235,15 +230,15 @@ class MSTGenerator(MarginalGenerator):
         disc = self.discretiser
         sizes = list(disc.sizes.values())
         d = len(sizes)
-        codes = encode_rows(table, disc).astype(np.int64)  # READS SENSITIVE ROWS
+        data = ExactMarginals(encode_rows(table, disc), sizes)  # READS SENSITIVE ROWS
         rho1, rho_sel, rho2 = _split(rho, d)
 
         sigma1 = _gaussian_sigma(rho1, d)
-        y1 = _measure(codes, [(i,) for i in range(d)], sizes, sigma=sigma1, noise=noise)
+        y1 = _measure(data, [(i,) for i in range(d)], sigma=sigma1, noise=noise)
         total1 = _total(y1, [sigma1] * d)
         maps = [compress_map(y, 3 * sigma1) if p.compress else np.arange(y.size) for y in y1]
         csizes = [int(m.max()) + 1 for m in maps]
-        ccodes = np.stack([m[c] for m, c in zip(maps, codes)])
+        cdata = data.compressed(maps)
         cy1 = [np.bincount(m, weights=y, minlength=s) for m, y, s in zip(maps, y1, csizes)]
         cw1 = [1.0 / np.bincount(m, minlength=s) for m, s in zip(maps, csizes)]  # merged: 1/k
         indep = [_fit_independent(y, w, total1) for y, w in zip(cy1, cw1)]
@@ -252,7 +247,7 @@ class MSTGenerator(MarginalGenerator):
         edges = [(0, 1)] if d == 2 else []
         if d > 2:
             edges = _select(
-                ccodes,
+                cdata,
                 csizes,
                 indep,
                 total1,
@@ -262,8 +257,8 @@ class MSTGenerator(MarginalGenerator):
                 names=disc.names,
             )
         sigma2 = _gaussian_sigma(rho2, len(edges)) if edges else 0.0
-        y2 = _measure(ccodes, edges, csizes, sigma=sigma2, noise=noise) if edges else []
-        del codes, ccodes  # nothing below reads rows
+        y2 = _measure(cdata, edges, sigma=sigma2, noise=noise) if edges else []
+        cdata.release()  # nothing below reads rows
         self.measured = tuple(
             NoisyMarginal((i,), (np.arange(s),), y, sigma1)
             for i, (s, y) in enumerate(zip(sizes, y1))

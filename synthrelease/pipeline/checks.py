@@ -164,10 +164,19 @@ def _evaluate(
             rng=make_noise(spec.privacy).post_processing_rng(),
             settings=Settings.from_gate(spec.gate),
             only=only,
+            train_rows=_train_rows(paths),
         ).to_dict()
     except Exception as exc:
         log.warning("validation against real rows failed (%s)", type(exc).__name__)
         return {"figures": {}, "details": {}, "errors": {"evaluation": type(exc).__name__}}
+
+
+def _train_rows(paths: RunPaths) -> int | None:
+    """The training part's row count (private), where the checks read a sample of it."""
+    try:
+        return int(json.loads((paths.root / DOMAIN_FILE).read_text())["rows"]["train"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _audit(spec: ReleaseSpec, paths: RunPaths, synthetic: Any) -> dict[str, Any]:

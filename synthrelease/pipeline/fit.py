@@ -1,9 +1,11 @@
 """The steps that fit and sample the DP generator.
 
 ``train`` marks the run *touched* before its first read: from then on the run is spent
-whatever ends it. It loads the rows, applies the out-of-domain rules row by row, splits
-the holdout by independent Bernoulli coins (add/remove neighbours), fits the generator
-and checks the spend. ``sample`` draws the synthetic table (post-processing).
+whatever ends it. It reads the source once, chunk by chunk (:mod:`synthrelease.private.ingest`):
+applies the out-of-domain rules row by row, splits the holdout by independent Bernoulli
+coins (add/remove neighbours), writes the training codes, both parts and the checks'
+bounded samples; then fits the generator (MST and AIM from the code store, chunk by
+chunk) and checks the spend. ``sample`` draws the synthetic table (post-processing).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import logging
 import os
 from pathlib import Path
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from synthrelease.generators import build_generator, load_generator
 from synthrelease.generators.accounting import PrivacyReport
@@ -26,17 +31,14 @@ from synthrelease.pipeline.context import (
     PinnedRun,
     write_json,
 )
-from synthrelease.private.sources import (
-    check_domain,
-    enforce_domain,
-    load_table,
-    require_rows,
-)
+from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.ingest import ingest
 from synthrelease.private.table import SensitiveTable
-from synthrelease.private.workspace import Workspace, split_table
 from synthrelease.spec import ReleaseSpec
 
 log = logging.getLogger(__name__)
+
+SAMPLE_CHUNK = 1_000_000  # synthetic rows drawn and written at a time
 
 
 def _discretiser(spec: ReleaseSpec) -> Discretiser:
@@ -51,7 +53,6 @@ def train(run: PinnedRun) -> PrivacyReport:
     accounting. The run is marked *touched* before the first row is read."""
 
     spec, paths = run.spec, run.paths
-    ws = Workspace(spec.workspace.path)
     noise = make_noise(spec.privacy)
     discretiser = _discretiser(spec)
     generator = build_generator(  # parameters checked before any row is read
@@ -64,30 +65,39 @@ def train(run: PinnedRun) -> PrivacyReport:
     )
     (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
 
-    def prepared(
-        source: Any, label: str, what: str
-    ) -> tuple[SensitiveTable, dict[str, dict[str, int]]]:
-        table, counts = enforce_domain(load_table(source, spec.columns, label=label), spec.columns)
-        check_domain(table, discretiser)  # guard: every row now encodes
-        require_rows(table, what=what)
-        return table, counts
-
-    table, counts = prepared(spec.source, spec.name, f"table {spec.name!r}")
-    domain = {"source": counts}
+    split = paths.split
+    key = _split_key(noise)
+    sample_rows = int(spec.gate.real_rows)
+    ingested = ingest(  # one pass: domain rules, split, code store, samples
+        spec.source,
+        spec.columns,
+        root=split,
+        label=f"table {spec.name!r}",
+        discretiser=discretiser if generator.reads_codes else None,
+        fraction=None if spec.holdout.source is not None else float(spec.holdout.fraction or 0.2),
+        sample_paths=(paths.train, None if spec.holdout.source is not None else paths.holdout),
+        key=key,
+        sample_rows=sample_rows,
+    )
+    domain: dict[str, Any] = {"source": ingested.counts, "rows": {"train": ingested.rows[0]}}
     if spec.holdout.source is not None:
-        holdout, domain["holdout"] = prepared(
-            spec.holdout.source, f"{spec.name}:holdout", "the holdout source"
+        held = ingest(
+            spec.holdout.source,
+            spec.columns,
+            root=split,
+            label=f"the holdout source of table {spec.name!r}",
+            discretiser=None,
+            fraction=None,
+            sample_paths=(paths.holdout, None),
+            folders=("holdout", "unused"),
+            key=key,
+            sample_rows=sample_rows,
         )
-        train_part = table
-    else:
-        train_part, holdout = split_table(
-            table, fraction=float(spec.holdout.fraction or 0.2), key=_split_key(noise)
-        )
-        require_rows(holdout, what=f"the holdout part of table {spec.name!r}")
-        require_rows(train_part, what=f"the training part of table {spec.name!r}")
+        domain["holdout"] = held.counts
     write_json(paths.root / DOMAIN_FILE, domain)  # private: real-data counts
-    ws.save_table(train_part, paths.train)
-    ws.save_table(holdout, paths.holdout)
+    train_part: SensitiveTable | SensitiveCodes = (
+        ingested.codes if ingested.codes is not None else ingested.train.load()
+    )
     log.info("training", extra={"generator": spec.generator.name, "run_id": run.run_id})
     report = generator.fit(train_part, noise=noise)
     tighten(generator.save(paths.model))
@@ -116,13 +126,28 @@ def _warn_on_delta(spec: ReleaseSpec, generator: Any) -> None:
 
 
 def sample(run: PinnedRun) -> Path:
-    """Sample ``synthetic_rows`` rows from the fitted generator (post-processing)."""
+    """Sample ``synthetic_rows`` rows from the fitted generator (post-processing),
+    :data:`SAMPLE_CHUNK` rows at a time, each chunk written to the Parquet file as it
+    is drawn, so memory holds one chunk however many rows the spec asks for."""
 
     spec, paths, run_id = run.spec, run.paths, run.run_id
     generator = load_generator(paths.model)
     rng = make_noise(spec.privacy).post_processing_rng()
-    synthetic = generator.sample(spec.synthetic_rows, rng=rng)
-    synthetic.to_parquet(paths.synthetic, index=False)
+    tmp = paths.synthetic.with_suffix(".tmp")
+    writer: pq.ParquetWriter | None = None
+    try:
+        left = int(spec.synthetic_rows)
+        while left > 0 or writer is None:
+            chunk = generator.sample(min(left, SAMPLE_CHUNK), rng=rng)
+            table = pa.Table.from_pandas(chunk, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table.cast(writer.schema))
+            left -= len(chunk)
+    finally:
+        if writer is not None:
+            writer.close()
+    tmp.replace(paths.synthetic)
     tighten(paths.synthetic)
     log.info("sampled", extra={"rows": spec.synthetic_rows, "run_id": run_id})
     return paths.synthetic

@@ -26,6 +26,7 @@ from synthrelease.pipeline.context import (
     write_json,
 )
 from synthrelease.private.model_eval import evaluate_models
+from synthrelease.private.parts import RowParts
 from synthrelease.private.rowscan import scan_tables
 from synthrelease.private.workspace import RunPaths, Workspace
 from synthrelease.spec import ReleaseSpec
@@ -164,10 +165,17 @@ def _internal_release_checks(spec: ReleaseSpec, paths: RunPaths, files: dict[str
     (written to the run's private folder only)."""
 
     ws = Workspace(spec.workspace.path)
-    train = ws.load_table(paths.train, label=f"{spec.name}:train")
+    train = ws.load_table(paths.train, label=f"{spec.name}:train")  # bounded samples
     holdout = ws.load_table(paths.holdout, label=f"{spec.name}:holdout")
     tables = {rel: a.path for rel, a in files.items() if a.provenance is Provenance.SYNTHETIC}
-    row_scan = scan_tables(tables, train=train, holdout=holdout, columns=spec.columns)
+    row_scan = scan_tables(  # every real row, streamed from the parts
+        tables,
+        train=RowParts(paths.train_parts, label=f"{spec.name}:train"),
+        holdout=RowParts(paths.holdout_parts, label=f"{spec.name}:holdout"),
+        columns=spec.columns,
+        train_sample=train,
+        holdout_sample=holdout,
+    )
     models = {
         m.name: (
             (paths.root / "models" / m.name / "model.onnx").read_bytes(),

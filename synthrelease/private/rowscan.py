@@ -25,6 +25,24 @@ table fails when
 Low-cardinality tables collide by chance (a row of common categories is no secret);
 rule 2 tolerates that, rule 1 stays strict. The gate's ``max_exact_copy_excess`` is the
 finer statistical test; this scan is the last check on the exact bytes published.
+
+**Bounded memory.** A part (training or holdout) is a :class:`SensitiveTable` (one chunk)
+or a :class:`RowParts` read ``CHUNK_ROWS`` rows at a time; what the scan holds grows with
+the tables scanned and the baseline samples, never with the real row count:
+
+- the tables' keys first (one uint64 per row), then one stream over the real chunks
+  keeps only the *watched* keys (the tables' and the samples') found in each part, and
+  the real rows equal to some table row (the *candidates*: one per distinct key, their
+  high-resolution values as read);
+- only when there are candidates, a second stream counts the real occurrences
+  (training and holdout) of the candidates' values; a candidate is distinctive when one
+  of them occurs once. Rows with one key hold the same values (as read), so this equals
+  counting every value of the real data;
+- rule 2's baselines read the samples: the share of the holdout sample's rows equal to
+  some training row, and the reverse. A sample left out is the whole part for a
+  :class:`SensitiveTable` (today's figures, exactly) and the first ``BASELINE_ROWS``
+  rows of a :class:`RowParts` (the parts are the source's rows in file order after the
+  Bernoulli split: pass a uniform sample where the source is ordered).
 """
 
 from __future__ import annotations
@@ -32,7 +50,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +58,8 @@ import pandas as pd
 
 from synthrelease.errors import FirewallError
 from synthrelease.firewall import RowScanPass
+from synthrelease.private.parts import CHUNK_ROWS as PART_CHUNK_ROWS
+from synthrelease.private.parts import RowParts
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, DatetimeColumn, NumericalColumn
 from synthrelease.values import normalise, row_keys
@@ -48,6 +68,11 @@ log = logging.getLogger(__name__)
 
 HIGH_RESOLUTION = 10_000
 DEFAULT_TOLERANCE = 0.1
+CHUNK_ROWS = PART_CHUNK_ROWS  # rows per chunk read from a RowParts (read at each scan)
+BASELINE_ROWS = 200_000  # rows of a RowParts read for its baseline when no sample is given
+
+Part = SensitiveTable | RowParts
+_NO_KEYS = np.empty(0, dtype=np.uint64)
 
 
 def _high_resolution(column: object) -> bool:
@@ -69,47 +94,146 @@ def _hashes(frame: pd.DataFrame, columns: Mapping[str, Column]) -> np.ndarray:
     return row_keys(frame, columns)
 
 
-def _distinctive(real: pd.DataFrame, columns: Mapping[str, Column]) -> np.ndarray:
-    """Mask of real rows holding a value unique in the real data in a high-res column
-    (a value as read; null and unreadable entries are never distinctive)."""
-    mask = np.zeros(len(real), dtype=bool)
-    for name, col in columns.items():
-        if not _high_resolution(col):
-            continue
-        norm = normalise(real[name], col)
-        values = norm.values.reset_index(drop=True)
-        counts = values.map(values.value_counts()).to_numpy()
-        mask |= norm.readable & (counts == 1)
-    return mask
+def _read(values: pd.Series, column: object) -> tuple[np.ndarray, np.ndarray]:
+    """(values as read, readable) of a high-resolution column: floats, or datetimes as
+    int64 nanoseconds; an entry that is not readable holds 0."""
+    norm = normalise(values, column)
+    if isinstance(column, DatetimeColumn):
+        read = norm.values.to_numpy(dtype="datetime64[ns]").view(np.int64).copy()
+    else:
+        read = norm.values.to_numpy(dtype=np.float64, na_value=np.nan)
+    read[~norm.readable] = 0
+    return read, norm.readable
+
+
+def _chunks(part: Part) -> Generator[pd.DataFrame, None, None]:
+    if isinstance(part, SensitiveTable):
+        yield part.reveal()
+    else:
+        for chunk in part.chunks(rows=CHUNK_ROWS):
+            yield chunk.reveal()
+
+
+def _sample_keys(
+    part: Part, sample: SensitiveTable | None, columns: Mapping[str, Column]
+) -> np.ndarray:
+    """Keys of the baseline sample (see the module docstring for a sample left out)."""
+    if sample is not None:
+        return _hashes(sample.reveal(), columns)
+    if isinstance(part, SensitiveTable):
+        return _hashes(part.reveal(), columns)
+    keys, held = [_NO_KEYS], 0
+    chunks = _chunks(part)
+    for frame in chunks:
+        frame = frame.iloc[: BASELINE_ROWS - held]
+        keys.append(_hashes(frame, columns))
+        held += len(frame)
+        if held >= BASELINE_ROWS:
+            break
+    chunks.close()
+    return np.concatenate(keys)
+
+
+class _Candidates:
+    """The real rows equal to some table row, one per distinct key, with their values in
+    the high-resolution columns (as read)."""
+
+    def __init__(self, high: Mapping[str, Column]) -> None:
+        self.high = high
+        self.keys = _NO_KEYS
+        self.read: dict[str, list[np.ndarray]] = {name: [] for name in high}
+        self.readable: dict[str, list[np.ndarray]] = {name: [] for name in high}
+
+    def add(self, frame: pd.DataFrame, keys: np.ndarray, watched: np.ndarray) -> None:
+        if not self.high:
+            return
+        rows = np.flatnonzero(np.isin(keys, watched) & ~np.isin(keys, self.keys))
+        if not len(rows):
+            return
+        new, first = np.unique(keys[rows], return_index=True)
+        rows = rows[first]
+        self.keys = np.concatenate([self.keys, new])
+        for name, column in self.high.items():
+            read, readable = _read(frame[name].iloc[rows], column)
+            self.read[name].append(read)
+            self.readable[name].append(readable)
+
+    def distinctive(self, parts: tuple[Part, ...]) -> np.ndarray:
+        """Keys of the candidates holding a value that occurs once in ``parts``."""
+        if not len(self.keys):
+            return _NO_KEYS
+        read = {name: np.concatenate(self.read[name]) for name in self.high}
+        readable = {name: np.concatenate(self.readable[name]) for name in self.high}
+        values = {name: np.unique(read[name][readable[name]]) for name in self.high}
+        counts = {name: np.zeros(len(v), dtype=np.int64) for name, v in values.items()}
+        for part in parts:  # the second stream: counts of the candidates' values only
+            for frame in _chunks(part):
+                for name, column in self.high.items():
+                    seen, ok = _read(frame[name], column)
+                    seen = seen[ok]
+                    seen = seen[np.isin(seen, values[name])]
+                    where = np.searchsorted(values[name], seen)
+                    counts[name] += np.bincount(where, minlength=len(values[name]))
+        mask = np.zeros(len(self.keys), dtype=bool)
+        for name in self.high:
+            ok = readable[name]
+            where = np.searchsorted(values[name], read[name][ok])
+            mask[ok] |= counts[name][where] == 1
+        return self.keys[mask]
 
 
 def scan_tables(
     tables: Mapping[str, Path],
     *,
-    train: SensitiveTable,
-    holdout: SensitiveTable,
+    train: Part,
+    holdout: Part,
     columns: Mapping[str, Column],
     tolerance: float = DEFAULT_TOLERANCE,
+    train_sample: SensitiveTable | None = None,
+    holdout_sample: SensitiveTable | None = None,
 ) -> RowScanPass:
     """Pass (a :class:`RowScanPass` naming the exact bytes scanned) or raise
-    :class:`FirewallError` naming only the table."""
-    if not isinstance(train, SensitiveTable) or not isinstance(holdout, SensitiveTable):
-        raise TypeError("train and holdout must be SensitiveTable")
-    real = pd.concat([train.reveal(), holdout.reveal()], ignore_index=True)
-    train_h, holdout_h = _hashes(train.reveal(), columns), _hashes(holdout.reveal(), columns)
-    real_h = np.concatenate([train_h, holdout_h])
-    distinctive = np.unique(real_h[_distinctive(real, columns)])
-    del real
-    baseline_t = float(np.isin(holdout_h, train_h).mean()) if len(holdout_h) else 0.0
-    baseline_h = float(np.isin(train_h, holdout_h).mean()) if len(train_h) else 0.0
-    passed: set[str] = set()
+    :class:`FirewallError` naming only the table. ``train``/``holdout``: a part in
+    memory or on disk; ``*_sample``: a uniform sample of it for rule 2's baseline."""
+    for part in (train, holdout):
+        if not isinstance(part, (SensitiveTable, RowParts)):
+            raise TypeError("train and holdout must be SensitiveTable or RowParts")
+    for sample in (train_sample, holdout_sample):
+        if sample is not None and not isinstance(sample, SensitiveTable):
+            raise TypeError("train_sample and holdout_sample must be SensitiveTable")
+    scanned: list[tuple[str, str, np.ndarray]] = []  # (table, sha256, keys of its rows)
     for rel, path in tables.items():
         data = Path(path).read_bytes()
-        table_h = _hashes(pd.read_parquet(io.BytesIO(data)), columns)
+        keys = _hashes(pd.read_parquet(io.BytesIO(data)), columns)
+        scanned.append((rel, hashlib.sha256(data).hexdigest(), keys))
+        del data
+    table_keys = np.unique(np.concatenate([_NO_KEYS, *(keys for _, _, keys in scanned)]))
+    train_s = _sample_keys(train, train_sample, columns)
+    holdout_s = _sample_keys(holdout, holdout_sample, columns)
+    watched = np.unique(np.concatenate([table_keys, train_s, holdout_s]))
+    high = {name: col for name, col in columns.items() if _high_resolution(col)}
+    candidates = _Candidates(high)
+    found: list[np.ndarray] = []  # the watched keys found in training, in holdout
+    for part, sample, sample_keys in (
+        (train, train_sample, train_s),
+        (holdout, holdout_sample, holdout_s),
+    ):
+        whole = isinstance(part, SensitiveTable) and sample is None  # its keys: the sample's
+        hits = _NO_KEYS
+        for frame in _chunks(part):
+            keys = sample_keys if whole else _hashes(frame, columns)
+            hits = np.union1d(hits, np.intersect1d(watched, keys))
+            candidates.add(frame, keys, table_keys)
+        found.append(hits)
+    in_train, in_holdout = found
+    distinctive = candidates.distinctive((train, holdout))
+    baseline_t = float(np.isin(holdout_s, in_train).mean()) if len(holdout_s) else 0.0
+    baseline_h = float(np.isin(train_s, in_holdout).mean()) if len(train_s) else 0.0
+    for rel, _, table_h in scanned:
         copies = bool(np.isin(table_h, distinctive).any())
         excess = len(table_h) > 0 and (
-            float(np.isin(table_h, train_h).mean()) > baseline_t + tolerance
-            or float(np.isin(table_h, holdout_h).mean()) > baseline_h + tolerance
+            float(np.isin(table_h, in_train).mean()) > baseline_t + tolerance
+            or float(np.isin(table_h, in_holdout).mean()) > baseline_h + tolerance
         )
         if copies or excess:
             log.warning("row scan refused a table", extra={"table": rel})
@@ -118,6 +242,6 @@ def scan_tables(
                 f"({'a distinctive real row' if copies else 'more copies than chance'}); "
                 "nothing was published"
             )
-        passed.add(hashlib.sha256(data).hexdigest())
+    passed = frozenset(digest for _, digest, _ in scanned)
     log.info("row scan passed", extra={"tables": len(passed)})
-    return RowScanPass(tables=frozenset(passed))
+    return RowScanPass(tables=passed)

@@ -12,11 +12,13 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
 
 from synthrelease.errors import SchemaMismatchError, SourceError
 from synthrelease.private.domain import enforce_frame
@@ -37,6 +39,8 @@ if TYPE_CHECKING:
     from synthrelease.generators.domain import Discretiser
 
 log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 250_000  # rows a reader holds at a time
 
 
 def describe(source: object) -> str:
@@ -80,6 +84,8 @@ def _sql_select(source: SqlSource, *, header_only: bool) -> TextClause | Select[
 def _check_file(path: Path, source: object) -> None:
     if not path.exists():
         raise SourceError(f"{describe(source)}: file not found")
+    if isinstance(source, ParquetSource) and path.is_dir():
+        return  # a partitioned dataset: a directory of Parquet files
     if not path.is_file():
         raise SourceError(f"{describe(source)}: not a file")
     if not os.access(path, os.R_OK):
@@ -104,10 +110,8 @@ def read_header(source: object) -> list[str]:
         return next(csv.reader(io.StringIO(first), delimiter=source.separator))
     if isinstance(source, ParquetSource):
         _check_file(source.path, source)
-        import pyarrow.parquet as pq
-
         try:
-            return list(pq.read_schema(source.path).names)
+            return list(_parquet_dataset(source).schema.names)
         except Exception as exc:  # pyarrow raises several unrelated types
             raise SourceError(
                 f"{describe(source)}: not a readable Parquet file ({type(exc).__name__})"
@@ -147,47 +151,80 @@ def _text_columns(columns: Mapping[str, object]) -> list[str]:
     return [n for n, c in columns.items() if isinstance(c, (CategoricalColumn, BooleanColumn))]
 
 
-def load_table(source: Source, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
-    """Read every row of a source into a :class:`SensitiveTable` (declared columns only)."""
-    check_columns(source, columns)
-    text_cols = _text_columns(columns)
-    try:
-        if isinstance(source, CsvSource):
-            frame = pd.read_csv(
-                source.path,
-                sep=source.separator,
-                encoding=source.encoding,
-                dtype={c: str for c in text_cols},
-                keep_default_na=False,
-                na_values=[""],
-                low_memory=False,
-            )
-        elif isinstance(source, ParquetSource):
-            frame = pd.read_parquet(source.path)
-        else:
-            from sqlalchemy.exc import SQLAlchemyError
+def _parquet_dataset(source: ParquetSource) -> pads.Dataset:
+    """A Parquet file, or a directory of them (hive partitions become columns)."""
+    return pads.dataset(source.path, format="parquet", partitioning="hive")
 
-            engine = _sql_engine(source)
-            try:
-                with engine.connect() as conn:
-                    frame = pd.read_sql(_sql_select(source, header_only=False), conn)
-            except SQLAlchemyError as exc:
-                raise SourceError(
-                    f"{describe(source)}: query failed ({type(exc).__name__})"
-                ) from None
-            finally:
-                engine.dispose()
+
+def _text_frame(frame: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFrame:
+    """The declared columns, categorical and boolean ones as text (None for null)."""
+    frame = frame[list(columns)]
+    for name in _text_columns(columns):
+        if frame[name].dtype != object:
+            values = frame[name].astype(object).where(frame[name].notna(), None)
+            frame[name] = values.map(lambda v: v if v is None else str(v))
+    return frame
+
+
+def _raw_chunks(source: Source, columns: Mapping[str, object], rows: int) -> Iterator[pd.DataFrame]:
+    if isinstance(source, CsvSource):
+        yield from pd.read_csv(
+            source.path,
+            sep=source.separator,
+            encoding=source.encoding,
+            dtype={c: str for c in _text_columns(columns)},
+            keep_default_na=False,
+            na_values=[""],
+            low_memory=False,
+            chunksize=rows,
+        )
+    elif isinstance(source, ParquetSource):
+        for batch in _parquet_dataset(source).to_batches(columns=list(columns), batch_size=rows):
+            if batch.num_rows:
+                yield batch.to_pandas()
+    else:
+        from sqlalchemy.exc import SQLAlchemyError
+
+        engine = _sql_engine(source)
+        try:
+            # a server-side cursor: the database hands the rows over chunk by chunk
+            with engine.connect().execution_options(stream_results=True) as conn:
+                yield from pd.read_sql(_sql_select(source, header_only=False), conn, chunksize=rows)
+        except SQLAlchemyError as exc:
+            raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
+        finally:
+            engine.dispose()
+
+
+def read_chunks(
+    source: Source, columns: Mapping[str, object], *, rows: int = CHUNK_ROWS
+) -> Iterator[pd.DataFrame]:
+    """Every row of a source, at most ``rows`` at a time (declared columns only, text
+    columns as text): pandas' chunked CSV reader, pyarrow's dataset scanner (a file or a
+    partitioned directory), or a server-side SQL cursor, so memory holds one chunk.
+    Errors name the source and the kind of failure, never a line of it."""
+    check_columns(source, columns)
+    try:
+        for frame in _raw_chunks(source, columns, int(rows)):
+            yield _text_frame(frame, columns)
     except UnicodeDecodeError:
         raise SourceError(
             f"{describe(source)}: not valid {getattr(source, 'encoding', 'utf-8')} text"
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, OSError) as exc:
         raise SourceError(f"{describe(source)}: cannot parse ({type(exc).__name__})") from None
-    frame = frame[list(columns)]
-    for name in text_cols:
-        if frame[name].dtype != object:
-            frame[name] = frame[name].astype(object).where(frame[name].notna(), None)
-            frame[name] = frame[name].map(lambda v: v if v is None else str(v))
+    except pa.ArrowException as exc:
+        raise SourceError(f"{describe(source)}: cannot read ({type(exc).__name__})") from None
+
+
+def load_table(source: Source, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
+    """Read every row of a source into a :class:`SensitiveTable` (declared columns only)."""
+    frames = list(read_chunks(source, columns))
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+    )
     log.info("source loaded", extra={"source": describe(source), "columns": len(columns)})
     return SensitiveTable(frame, label=label)
 

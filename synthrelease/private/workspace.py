@@ -27,12 +27,29 @@ class RunPaths:
     root: Path
 
     @property
+    def split(self) -> Path:
+        """The run's copies of sensitive rows (removed when the run ends)."""
+        return self.root / "split"
+
+    @property
     def train(self) -> Path:
-        return self.root / "split" / "train.parquet"
+        """The training rows the checks read (a bounded sample of a larger part)."""
+        return self.split / "train.parquet"
 
     @property
     def holdout(self) -> Path:
-        return self.root / "split" / "holdout.parquet"
+        """The holdout rows the checks read (a bounded sample of a larger part)."""
+        return self.split / "holdout.parquet"
+
+    @property
+    def train_parts(self) -> Path:
+        """Every training row, as Parquet parts (:class:`~synthrelease.private.parts.RowParts`)."""
+        return self.split / "train"
+
+    @property
+    def holdout_parts(self) -> Path:
+        """Every holdout row, as Parquet parts."""
+        return self.split / "holdout"
 
     @property
     def model(self) -> Path:
@@ -94,11 +111,24 @@ def bernoulli_holdout(frame: pd.DataFrame, *, fraction: float, key: bytes) -> np
     tables differs by at most one added or removed row (add/remove neighbours, the
     relation every generator's accounting assumes). The part sizes are random.
     """
-    if len(key) < 16:
-        raise ValueError("the split key must have at least 128 bits")
     if frame.shape[0] == 0:
         return np.zeros(0, dtype=bool)
-    content = pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+    return holdout_coins(content_hashes(frame), fraction=fraction, key=key)
+
+
+def content_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's content (identical rows, identical hashes)."""
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy(dtype=np.uint64)
+
+
+def holdout_coins(content: np.ndarray, *, fraction: float, key: bytes) -> np.ndarray:
+    """The coins of :func:`bernoulli_holdout` from the rows' content hashes, in the rows'
+    order: every row identical to another must be in ``content`` (the occurrence number
+    counts them), which is why streaming ingestion splits hash buckets, not chunks."""
+    if len(key) < 16:
+        raise ValueError("the split key must have at least 128 bits")
+    if content.size == 0:
+        return np.zeros(0, dtype=bool)
     occurrence = pd.Series(content).groupby(content).cumcount().to_numpy(dtype=np.uint64)
     payload = np.stack([content, occurrence], axis=1).tobytes()
     digests = b"".join(

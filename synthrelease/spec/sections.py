@@ -180,6 +180,13 @@ class Gate(_Model):
         "(marginal TVDs and exact copies use max(this, 50000)); larger tables are "
         "subsampled (seeded)",
     )
+    real_rows: int = Field(
+        default=200_000,
+        ge=1_000,
+        le=10_000_000,
+        description="rows of each real part (training, holdout) the checks read: a "
+        "uniform sample of a larger part (the firewall's row scan still reads every row)",
+    )
     attack_rows: int = Field(
         default=2_000,
         ge=50,

@@ -60,7 +60,7 @@ def compute(samples: Samples, rng: np.random.Generator) -> Result:
         sizes, way=way, max_marginals=samples.settings.max_marginals, rng=rng
     )
     holdout = discretiser.encode(samples.hold_m)
-    training_rows, limit = len(samples.train_all), samples.settings.marginal_rows
+    training_rows, limit = samples.train_rows, samples.settings.marginal_rows
     # the samples come from a pool of at most marginal_rows training rows (a sample of a
     # random sample is a random sample): encoding work stays bounded on large tables
     pool = samples.train_all
@@ -71,7 +71,7 @@ def compute(samples: Samples, rng: np.random.Generator) -> Result:
 
     synthetic = discretiser.encode(samples.synth_m)
     synthetic_tvd = tvd(synthetic)
-    rows = grid(training_rows, limit)  # at most the pool's size
+    rows = grid(training_rows, min(limit, len(train)))  # at most the pool's size
     curve = [
         float(
             np.mean(
