@@ -134,11 +134,6 @@ class SensitiveCodes:
                     out[i] = np.fromfile(fh, dtype=dtype, count=n)
             yield out
 
-    def private_rows(self) -> int:
-        """The exact row count: private (for the trusted readers' own arithmetic, such
-        as DP-SGD's batch indices; never a public figure)."""
-        return int(self._meta["rows"])
-
     def __len__(self) -> int:
         raise PrivacyError("the row count of sensitive codes is private; use a DP estimate")
 
