@@ -179,7 +179,13 @@ def _raw_chunks(source: Source, columns: Mapping[str, object], rows: int) -> Ite
             chunksize=rows,
         )
     elif isinstance(source, ParquetSource):
-        for batch in _parquet_dataset(source).to_batches(columns=list(columns), batch_size=rows):
+        batches = _parquet_dataset(source).to_batches(
+            columns=list(columns),
+            batch_size=rows,
+            batch_readahead=1,  # pyarrow reads ahead 16 batches of 4 files by default:
+            fragment_readahead=1,  # memory that grows with the files, not one chunk
+        )
+        for batch in batches:
             if batch.num_rows:
                 yield batch.to_pandas()
     else:
