@@ -48,7 +48,7 @@ from synthrelease.owner_only import private_dir
 from synthrelease.private.codes import CodeWriter, SensitiveCodes
 from synthrelease.private.domain import enforce_frame
 from synthrelease.private.parts import RowParts
-from synthrelease.private.sources import CHUNK_ROWS, read_chunks
+from synthrelease.private.sources import CHUNK_ROWS, empty_frame, read_chunks
 from synthrelease.private.table import SensitiveTable
 from synthrelease.private.workspace import Workspace, content_hashes, holdout_coins
 from synthrelease.spec import Column, Source
@@ -98,7 +98,7 @@ class _Sample:
 
     def result(self, columns: list[str]) -> pd.DataFrame:
         if not self.pieces:
-            return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
+            return empty_frame(columns)
         self._cut()
         return self.pieces[0].sort_values(ORDER, kind="stable")[columns].reset_index(drop=True)
 
@@ -160,12 +160,9 @@ class _Parts:
     def close(self, sample_paths: tuple[Path, Path | None]) -> SensitiveCodes | None:
         for sample, path in zip(self.samples, sample_paths):
             if path is not None:
-                _write_frame(sample.result(self.columns), path)
+                sample_table = SensitiveTable(sample.result(self.columns), label="sample")
+                Workspace(path.parent).save_table(sample_table, path)
         return self.codes.close() if self.codes is not None else None
-
-
-def _write_frame(frame: pd.DataFrame, path: Path) -> None:
-    Workspace(path.parent).save_table(SensitiveTable(frame, label="sample"), path)
 
 
 def _enforced(
@@ -222,7 +219,7 @@ def ingest(
     second = next(chunks, None) if first is not None else None
     if second is None:  # one chunk (or none): split in memory
         frame = first if first is not None else _empty(names)
-        parts.add(frame, _coins(frame[names], fraction, key))
+        parts.add(frame, _coins(content_hashes(frame[names]), fraction, key))
     else:
         _bucketed(
             [first, second], chunks, parts, root / "buckets", names, fraction, key, chunk_rows
@@ -235,15 +232,16 @@ def ingest(
 
 
 def _empty(names: list[str]) -> pd.DataFrame:
-    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+    frame = empty_frame(names)
     frame[ORDER] = pd.Series(dtype=np.int64)
     return frame
 
 
-def _coins(frame: pd.DataFrame, fraction: float | None, key: bytes) -> np.ndarray | None:
+def _coins(content: np.ndarray, fraction: float | None, key: bytes) -> np.ndarray | None:
+    """The rows' holdout coins from their content hashes (None: no split)."""
     if fraction is None:
         return None
-    return holdout_coins(content_hashes(frame), fraction=fraction, key=key)
+    return holdout_coins(content, fraction=fraction, key=key)
 
 
 def _bucket_of(content: np.ndarray, level: int) -> np.ndarray:
@@ -319,11 +317,7 @@ def _split_buckets(
             shutil.rmtree(sub, ignore_errors=True)
             continue
         frame = pd.concat(list(_read(mine)), ignore_index=True)
-        holdout = (
-            None
-            if fraction is None
-            else holdout_coins(frame[HASH].to_numpy(np.uint64), fraction=fraction, key=key)
-        )
+        holdout = _coins(frame[HASH].to_numpy(np.uint64), fraction, key)
         parts.add(frame.drop(columns=[HASH]), holdout)
 
 

@@ -12,7 +12,7 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -223,14 +223,15 @@ def read_chunks(
         raise SourceError(f"{describe(source)}: cannot read ({type(exc).__name__})") from None
 
 
+def empty_frame(names: Iterable[str]) -> pd.DataFrame:
+    """A frame of the named columns and no row (what a source without rows reads as)."""
+    return pd.DataFrame({c: pd.Series(dtype=object) for c in names})
+
+
 def load_table(source: Source, columns: Mapping[str, object], *, label: str) -> SensitiveTable:
     """Read every row of a source into a :class:`SensitiveTable` (declared columns only)."""
     frames = list(read_chunks(source, columns))
-    frame = (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
-    )
+    frame = pd.concat(frames, ignore_index=True) if frames else empty_frame(columns)
     log.info("source loaded", extra={"source": describe(source), "columns": len(columns)})
     return SensitiveTable(frame, label=label)
 
