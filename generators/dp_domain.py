@@ -73,7 +73,11 @@ def public_count(value: float) -> float:
 
 def dp_row_count(table: SensitiveTable, *, rho: float, noise: NoiseSource) -> float:
     """Gaussian mechanism on the row count (sensitivity 1), rounded to an integer >= 1."""
-    exact = table.reveal().shape[0]
+    return dp_count(table.reveal().shape[0], rho=rho, noise=noise)
+
+
+def dp_count(exact: int, *, rho: float, noise: NoiseSource) -> float:
+    """:func:`dp_row_count`'s mechanism on a count made elsewhere (e.g. a code store's)."""
     return public_count(exact + noise.normal(_sigma(rho), 1)[0])
 
 

@@ -164,6 +164,11 @@ def categorical(
     """Labels as read by :func:`label`; a value outside ``categories`` is ``outside`` and
     reads as ``other`` where the column declares that bucket (``categories`` None: no
     domain)."""
+    raw = values.to_numpy(dtype=object)
+    if pd.api.types.infer_dtype(raw, skipna=True) in ("string", "empty"):
+        fast = _categorical_text(raw, values.index, categories, other)
+        if fast is not None:
+            return fast
     null = _nulls(values)
     text = values.astype(object).where(~null, None)
     if pd.api.types.infer_dtype(text, skipna=True) not in ("string", "empty"):
@@ -174,6 +179,30 @@ def categorical(
     if other is not None and outside.any():
         text = text.where(~outside, other)
     return Normalised(text, null, _none(len(values)), outside)
+
+
+def _categorical_text(
+    raw: np.ndarray,
+    index: pd.Index,
+    categories: tuple[str, ...] | None,
+    other: str | None,
+) -> Normalised | None:
+    """:func:`categorical` of text (and nulls), judged once per distinct value: the
+    labels are the texts themselves, so the domain is checked on the distinct ones.
+    None where pandas' hashing merged distinct texts (it reads text up to a NUL)."""
+    codes, uniques = pd.factorize(raw)  # a null (None, NaN, NA) is code -1
+    null = codes < 0
+    labels = np.empty(len(uniques) + 1, dtype=object)  # the last: a null's
+    labels[:-1] = np.asarray(uniques, dtype=object)
+    if not (labels[codes] == raw)[~null].all():
+        return None
+    outside = np.zeros(len(labels), dtype=bool)
+    if categories is not None:
+        outside[:-1] = ~pd.Index(labels[:-1], dtype=object).isin(categories)
+        if other is not None and outside.any():
+            labels[outside] = other
+    text = pd.Series(labels[codes], index=index, dtype=object)
+    return Normalised(text, null, _none(len(raw)), outside[codes])
 
 
 def normalise(values: pd.Series, column: object) -> Normalised:
@@ -198,18 +227,16 @@ def _hashable(text: str) -> str:
     return "\\" + text.replace("\\", "\\\\").replace("\x00", "\\0")
 
 
-def _key_columns(values: pd.Series, column: object) -> tuple[np.ndarray, np.ndarray]:
+def _key_columns(
+    values: pd.Series, column: object
+) -> tuple[np.ndarray | pd.Categorical, pd.Categorical]:
     """(value, tag) arrays that two rows share exactly when the column holds "the same"
     value in both (see the module docstring)."""
     norm = normalise(values, column)
-    if isinstance(column, CategoricalColumn):
-        value = np.array(
-            [
-                _hashable(t) if ok else ""
-                for t, ok in zip(norm.values.to_numpy(dtype=object), norm.readable)
-            ],
-            dtype=object,
-        )
+    value: np.ndarray | pd.Categorical
+    if isinstance(column, CategoricalColumn):  # each distinct label escaped once
+        codes, labels = pd.factorize(norm.values.where(norm.readable, None))
+        value = _categories(codes, [_hashable(str(t)) for t in labels], "")
     elif isinstance(column, BooleanColumn):
         value = norm.values.to_numpy(dtype=np.float64, na_value=0.0)
     elif isinstance(column, DatetimeColumn):
@@ -217,18 +244,32 @@ def _key_columns(values: pd.Series, column: object) -> tuple[np.ndarray, np.ndar
         value[~norm.readable] = 0
     else:
         value = np.where(norm.readable, norm.values.to_numpy(dtype=np.float64), 0.0)
-    tag = np.full(len(values), "", dtype=object)
-    tag[norm.null] = _NULL_KEY
+    tags = np.full(len(values), -1, dtype=np.int64)
+    names = [_NULL_KEY]
+    tags[norm.null] = 0
     if norm.unreadable.any():
         raw = values.to_numpy(dtype=object)[norm.unreadable]
-        tag[norm.unreadable] = [_UNREADABLE_KEY + _hashable(str(v)) for v in raw]
+        codes, texts = pd.factorize(
+            np.array([_UNREADABLE_KEY + _hashable(str(v)) for v in raw], dtype=object)
+        )
+        tags[norm.unreadable] = codes + 1
+        names += list(texts)
+    tag = _categories(tags, names, "")
     return value, tag
+
+
+def _categories(codes: np.ndarray, labels: list[str], missing: str) -> pd.Categorical:
+    """Text ``labels[code]`` per row (``missing`` where the code is -1), as a categorical:
+    pandas hashes its labels once, and hashes it as it would the same texts as objects."""
+    return pd.Categorical.from_codes(
+        np.where(codes < 0, len(labels), codes), categories=[*labels, missing]
+    )
 
 
 def row_keys(frame: pd.DataFrame, columns: Mapping[str, object]) -> np.ndarray:
     """One uint64 per row of ``frame`` over the declared ``columns``: equal for rows that
     copy detection must judge identical (64-bit hashes: a collision is negligible)."""
-    parts: dict[int, np.ndarray] = {}
+    parts: dict[int, np.ndarray | pd.Categorical] = {}
     for i, (name, column) in enumerate(columns.items()):
         parts[2 * i], parts[2 * i + 1] = _key_columns(frame[name], column)
     keys = pd.DataFrame(parts, index=pd.RangeIndex(len(frame)))

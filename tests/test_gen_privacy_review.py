@@ -84,31 +84,30 @@ def test_the_accounted_sample_rate_is_the_one_the_sampler_uses(table, monkeypatc
     assert report.composition[-1].sample_rate == q  # what the accountant composed
 
 
-def test_poisson_sampling_compares_float64_uniforms():
+def test_poisson_sampling_draws_its_size_at_the_grid_rate_itself():
+    """The batch size is Binomial(rows, q) with q the float64 grid rate, unrounded; the
+    rows are distinct (a sample without replacement, as per-row coins give)."""
     q = public_sample_rate(0.1)
+    seen = []
 
-    class Fixed:  # uniforms a float32 comparison could not tell apart from q
-        def uniforms(self, rows):
-            return torch.tensor(
-                [q - 2.0**-53, q, np.nextafter(q, 0.0), q + 2.0**-50], dtype=torch.float64
-            )
+    class Spy:
+        def __init__(self) -> None:
+            self.rng = np.random.default_rng(0)
 
-    assert poisson_indices(4, q, Fixed()).tolist() == [0, 2]
-    u = StepRandomness(CPU, seeds=[1, 2]).uniforms(10_000)
-    assert u.dtype == torch.float64 and bool(((u >= 0) & (u < 1)).all())
-    scaled = u.numpy() * 2.0**53
-    assert np.array_equal(scaled, np.floor(scaled))  # 53-bit uniforms
-    assert abs(float((u < q).double().mean()) - q) < 0.02
+        def binomial(self, n, p):
+            seen.append((n, p))
+            return self.rng.binomial(n, p)
 
+        def choice(self, *args, **kwargs):
+            return self.rng.choice(*args, **kwargs)
 
-def test_combined_uniforms_stay_exact_modulo_one():
-    """The two-generator combination used on GPUs: (a - b) mod 1, exact in float64."""
-    rnd = StepRandomness(CPU, seeds=[1, 2])
-    rnd._sample = [torch.Generator().manual_seed(3), torch.Generator().manual_seed(4)]
-    a = torch.rand(5000, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-    b = torch.rand(5000, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    want = ((a.numpy() * 2**53).astype(np.int64) - (b.numpy() * 2**53).astype(np.int64)) % 2**53
-    assert np.array_equal(rnd.uniforms(5000).numpy(), want / 2.0**53)
+    class Fixed:
+        sampling = Spy()
+
+    index = poisson_indices(5000, q, Fixed())
+    assert seen == [(5000, q)] and type(seen[0][1]) is float
+    assert index.dtype == np.int64 and np.all(np.diff(index) > 0)
+    assert 0 <= index[0] and index[-1] < 5000 and abs(index.size / 5000 - q) < 0.02
 
 
 def test_secure_mode_rekeys_every_generator_every_step_with_os_entropy(table, monkeypatch):
@@ -117,10 +116,12 @@ def test_secure_mode_rekeys_every_generator_every_step_with_os_entropy(table, mo
     monkeypatch.setattr(os, "urandom", lambda n: drawn.append(n) or real_urandom(n))
     rnd = StepRandomness(CPU, seeds=None)
     drawn.clear()
-    before = [g.get_state().clone() for g in (*rnd._sample, *rnd._noise)]
+    before = [g.get_state().clone() for g in rnd._noise]
+    sampler = rnd.sampling
     rnd.begin_step()
     assert sum(drawn) * 8 >= 2 * 128  # >= 128 fresh bits for each of the two streams
-    after = [g.get_state() for g in (*rnd._sample, *rnd._noise)]
+    assert 16 in drawn and rnd.sampling is not sampler  # a new 128-bit Philox key
+    after = [g.get_state() for g in rnd._noise]
     assert all(not torch.equal(x, y) for x, y in zip(before, after))
 
     steps = []
@@ -151,7 +152,8 @@ def test_noise_has_the_requested_scale_and_seeded_mode_is_reproducible():
     ref = torch.zeros(100_000)
     a, b = StepRandomness(CPU, seeds=[5, 6]), StepRandomness(CPU, seeds=[5, 6])
     na, nb = a.gaussian(2.5, ref), b.gaussian(2.5, ref)
-    assert torch.equal(na, nb) and torch.equal(a.uniforms(100), b.uniforms(100))
+    assert torch.equal(na, nb)
+    assert np.array_equal(poisson_indices(1000, 0.25, a), poisson_indices(1000, 0.25, b))
     assert abs(float(na.std()) - 2.5) < 0.05 and abs(float(na.mean())) < 0.05
     assert torch.equal(a.gaussian(0.0, ref), ref)
 

@@ -1,6 +1,8 @@
 """The firewall's row scan streams the real rows (synthrelease/private/rowscan.py): over a
-part on disk (RowParts, several files, small chunks) it judges every table as the
-in-memory scan of the same rows does, and as the scan's rules read over whole frames."""
+part on disk (a StoredPart: several files, small chunks, its rows' facts stored by
+ingestion or, for a part stored before its domain was resolved, computed from its rows)
+it judges every table as the in-memory scan of the same rows does, and as the scan's
+rules read over whole frames."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ import pytest
 
 from synthrelease.errors import FirewallError
 from synthrelease.private import rowscan
-from synthrelease.private.parts import RowParts
-from synthrelease.private.rowscan import scan_tables
+from synthrelease.private.parts import SourceWriter, StoredPart
+from synthrelease.private.rowscan import row_facts, scan_tables
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import CategoricalColumn, DatetimeColumn, NumericalColumn
 from synthrelease.store import sha256_file
@@ -132,17 +134,34 @@ def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _parts(root: Path, frame: pd.DataFrame, rng: np.random.Generator, label: str) -> RowParts:
+def _stored(
+    root: Path, label: str, frames: list[pd.DataFrame], *, facts: bool = True
+) -> StoredPart:
+    """``frames`` as a source folder ingestion writes: the rows, and their facts unless
+    ``facts`` is False (the scan then computes them from the rows)."""
+    writer = SourceWriter(root, keep_rows=True)
+    for frame in frames:
+        writer.add(frame, row_facts(frame, COLUMNS) if facts else None)
+    writer.close()
+    part = StoredPart(root, label)
+    assert part.has_facts == facts
+    return part
+
+
+def _parts(
+    root: Path, frame: pd.DataFrame, rng: np.random.Generator, label: str, *, facts: bool = True
+) -> StoredPart:
     """``frame`` in several files of random sizes, one of them written as text."""
-    parts = RowParts(root, label=label)
     cuts = np.sort(rng.choice(np.arange(1, len(frame)), size=3, replace=False))
-    for i, piece in enumerate(np.split(np.arange(len(frame)), cuts)):
-        rows = frame.iloc[piece].reset_index(drop=True)
-        parts.write(_as_text(rows) if i == 1 else rows, i)
-    return parts
+    pieces = [
+        frame.iloc[piece].reset_index(drop=True) for piece in np.split(np.arange(len(frame)), cuts)
+    ]
+    return _stored(
+        root, label, [_as_text(p) if i == 1 else p for i, p in enumerate(pieces)], facts=facts
+    )
 
 
-def _loaded(parts: RowParts) -> pd.DataFrame:
+def _loaded(parts: StoredPart) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in parts.files()], ignore_index=True)
 
 
@@ -158,12 +177,12 @@ def _write(tmp_path: Path, frame: pd.DataFrame, name: str) -> Path:
 
 
 # ----------------------------------------------------------------------------- the tests
-@pytest.mark.parametrize("seed", range(4))
-def test_the_streamed_scan_judges_as_the_in_memory_scan(tmp_path, seed):
+@pytest.mark.parametrize(("seed", "facts"), [(0, True), (1, True), (2, False), (3, True)])
+def test_the_streamed_scan_judges_as_the_in_memory_scan(tmp_path, seed, facts):
     rng = np.random.default_rng(100 + seed)
     train_rows, holdout_rows = _real(seed)
-    train_parts = _parts(tmp_path / "train", train_rows, rng, "t")
-    holdout_parts = _parts(tmp_path / "holdout", holdout_rows, rng, "h")
+    train_parts = _parts(tmp_path / "train", train_rows, rng, "t", facts=facts)
+    holdout_parts = _parts(tmp_path / "holdout", holdout_rows, rng, "h", facts=facts)
     assert len(list(train_parts.chunks(rows=rowscan.CHUNK_ROWS))) > len(train_parts.files()) > 2
     train, holdout = _loaded(train_parts), _loaded(holdout_parts)  # as the files read back
     real = pd.concat([train, holdout], ignore_index=True)
@@ -242,30 +261,27 @@ def test_a_value_is_distinctive_only_if_no_other_real_row_holds_it(tmp_path, twi
 def test_a_datetime_alone_makes_a_row_distinctive(tmp_path):
     train, holdout = _real(4)
     target = _one_row(np.nan, "c", day=4000)
-    train_parts = RowParts(tmp_path / "train", label="t")
-    train_parts.write(train, 0)
-    train_parts.write(target, 1)
-    holdout_parts = RowParts(tmp_path / "holdout", label="h")
-    holdout_parts.write(holdout, 0)
+    train_parts = _stored(tmp_path / "train", "t", [train, target])
+    holdout_parts = _stored(tmp_path / "holdout", "h", [holdout])
     table = pd.concat([_rows(np.random.default_rng(1), 100, shift=0.005), target])
     path = _write(tmp_path, table.reset_index(drop=True), "t")
     assert _outcome(path, train_parts, holdout_parts) == "distinctive"
-    holdout_parts.write(target.assign(c="a"), 1)  # the same datetime, another row
+    twin = [holdout, target.assign(c="a")]  # the same datetime, another row
+    holdout_parts = _stored(tmp_path / "holdout2", "h", twin)
     assert _outcome(path, train_parts, holdout_parts) is None
 
 
 def test_the_baseline_reads_the_sample_or_the_first_rows(tmp_path, monkeypatch):
-    """Without a sample, a RowParts' baseline is its first BASELINE_ROWS rows; a sample
+    """Without a sample, a StoredPart's baseline is its first BASELINE_ROWS rows; a sample
     given is read instead."""
     rng = np.random.default_rng(11)
     train = _rows(rng, 200)
     train = pd.concat([train, train], ignore_index=True)  # every row repeated: never distinctive
     holdout = pd.concat([train.iloc[:20], _rows(rng, 200, shift=0.005)], ignore_index=True)
-    train_parts, holdout_parts = RowParts(tmp_path / "t", "t"), RowParts(tmp_path / "h", "h")
-    for i, start in enumerate(range(0, len(train), 150)):
-        train_parts.write(train.iloc[start : start + 150], i)
-    holdout_parts.write(holdout.iloc[:15], 0)  # the first 20 rows copy training rows
-    holdout_parts.write(holdout.iloc[15:], 1)
+    pieces = [train.iloc[start : start + 150] for start in range(0, len(train), 150)]
+    train_parts = _stored(tmp_path / "t", "t", pieces)
+    holdout_parts = _stored(tmp_path / "h", "h", [holdout.iloc[:15], holdout.iloc[15:]])
+    # (the first 20 holdout rows copy training rows)
     table = pd.concat([train.iloc[:60], _rows(rng, 60, shift=0.005)], ignore_index=True)
     path = _write(tmp_path, table, "t")
     assert _reference(table, train, holdout) == "chance"  # half copies, baseline 20/420

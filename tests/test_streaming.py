@@ -33,6 +33,7 @@ from synthrelease.pipeline import fit as fit_step
 from synthrelease.private import ingest as ingest_module
 from synthrelease.private.domain import enforce_frame
 from synthrelease.private.ingest import ingest
+from synthrelease.private.rowscan import row_facts
 from synthrelease.private.sources import load_table, read_chunks
 from synthrelease.private.table import SensitiveTable
 from synthrelease.private.workspace import bernoulli_holdout
@@ -69,6 +70,7 @@ def _ingest(tmp_path: Path, source, name: str, *, chunk_rows: int, sample_rows: 
         key=KEY,
         sample_rows=sample_rows,
         sample_paths=(root / "train.parquet", root / "holdout.parquet"),
+        keep_rows=True,
         chunk_rows=chunk_rows,
     )
     return out, root, disc
@@ -84,13 +86,20 @@ def _text(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_bucketed_ingestion_splits_exactly_as_the_in_memory_split(tmp_path, monkeypatch):
-    monkeypatch.setattr(ingest_module, "BUCKETS", 16)  # 16 buckets of ~200 rows, re-bucketed
+    spill = ingest_module._Buckets._spill
+    monkeypatch.setattr(ingest_module, "BUCKETS", 16)  # 16 buckets of ~200 rows
     frame = _table(3000)
     source = _csv(tmp_path, frame)
     whole, root_w, disc = _ingest(tmp_path, source, "whole", chunk_rows=10**6)
+    spilled = []
+    monkeypatch.setattr(
+        ingest_module._Buckets,
+        "_spill",
+        lambda self, c, start: spilled.append(start) or spill(self, c, start),
+    )
     chunked, root_c, _ = _ingest(tmp_path, source, "chunked", chunk_rows=100)
-    assert len(chunked.train.files()) > 16  # it went through the buckets, and deeper
-    assert len(whole.train.files()) == 1
+    assert len(spilled) == len(chunked.train.files()) == 33  # every chunk went to the buckets
+    assert len(whole.train.files()) == 1 and not (root_w / "work").exists()
     # the same coins as the in-memory function the split always used
     enforced, _ = enforce_frame(load_table(source, COLUMNS, label="t").reveal(), COLUMNS)
     mask = bernoulli_holdout(enforced, fraction=0.3, key=KEY)
@@ -117,7 +126,14 @@ def test_bucketed_ingestion_splits_exactly_as_the_in_memory_split(tmp_path, monk
         b = ExactMarginals(chunked.codes, sizes).counts(clique)
         assert np.array_equal(a, b)
     total = ExactMarginals(whole.codes, sizes).counts(())
-    assert total[0] == (~mask).sum()
+    assert total[0] == (~mask).sum() == whole.rows[0] == chunked.rows[0]
+    # the row scan's facts: the rows' own, stored in row order, per part
+    for side, part in enumerate((chunked.train, chunked.holdout)):
+        expected = row_facts(enforced[mask if side else ~mask], COLUMNS)
+        stored = list(part.facts(rows=211))
+        assert part.has_facts and len(stored) > 1
+        for name, values in expected.items():
+            assert np.array_equal(np.concatenate([f[name] for f in stored]), values), name
 
 
 def test_a_part_larger_than_the_sample_is_sampled_uniformly(tmp_path, monkeypatch):
@@ -199,8 +215,8 @@ def test_mst_and_aim_fit_the_code_store_as_they_fit_the_rows(tmp_path, monkeypat
 
 def test_a_release_larger_than_a_chunk_holds_memory_flat(tmp_path, monkeypatch):
     """Peak traced memory (numpy, pandas and Python allocations) of ingestion and an MST
-    fit at 20,000 and 80,000 rows, read 1,000 rows a chunk into 8 buckets (re-bucketed
-    when larger than a chunk) and counted 1,000 a chunk: within 20%. (Before the reader
+    fit at 10,000 and 40,000 rows, read 1,000 rows a chunk, split in 8 buckets and
+    counted 1,000 a chunk: within 20%. (Before the reader
     kept its chunks in a list and the samples their frames, it grew 3x.)"""
     monkeypatch.setattr(ingest_module, "BUCKETS", 8)
     monkeypatch.setattr(marginal_data, "CHUNK_ROWS", 1_000)
@@ -223,6 +239,7 @@ def test_a_release_larger_than_a_chunk_holds_memory_flat(tmp_path, monkeypatch):
                 key=KEY,
                 sample_rows=500,
                 sample_paths=(out_root / "train.parquet", out_root / "holdout.parquet"),
+                keep_rows=False,
                 chunk_rows=1_000,
             )
             generator = build_generator(

@@ -5,24 +5,38 @@ Recipe of :meth:`DPSGDGenerator.fit` (budget plan in ``accounting.plan_budget``)
 1. DP row count (Gaussian, ``count_share`` of the budget, rounded to an integer before
    anything uses it): the Poisson sample rate is ``q = batch_size / count`` rounded DOWN
    to a multiple of 2^-40 (``randomness.public_sample_rate``), and that same q is both
-   what the sampler compares float64 uniforms with and what the accountant composes; the
-   exact count is never used.
+   what the sampler draws with and what the accountant composes; the exact count is
+   only the population the sampler draws from.
 2. Undeclared domains (opt-in, ``privacy.domain_share``): DP bounds / DP category
    discovery in ``dp_domain``, one budget line each; values outside are clipped / bucketed.
 3. Encode the rows on the (now fully public) domain: numbers binned from their bounds.
 4. Calibrate the noise multiplier so that the composition of 1-3 and ``steps = epochs *
    round(1/q)`` Poisson-sampled DP-SGD steps is exactly within (epsilon, delta) under the
    chosen accountant (RDP default, PRV optional); an unreachable target is an error.
-5. Train a MADE network (``model``) for exactly those steps (``train``), on
-   CPU or a GPU where the encoded table stays on the device.
+5. Train a MADE network (``model``) for exactly those steps (``train``), on CPU or a
+   GPU, each step's Poisson batch drawn by index (``randomness.poisson_indices``:
+   O(batch), not O(rows)) and only the batch moved to the device.
 
-**Sensitive rows**: :func:`_encode_rows` (here) and the measurements in ``dp_domain``
-read them. Noise source: the DP count and domains draw from the NoiseSource; Poisson
-sampling and the DP-SGD Gaussian noise draw from torch generators that, with a secure
-NoiseSource, are re-keyed from ``os.urandom`` before every step (>= 128 fresh bits per
-stream per step, ``randomness.StepRandomness``) and, with a seeded one, are seeded once
-from it. The training loss (``log_loss``), throughput and the step of a NaN abort are not
-DP: they go only to the ``synthrelease.private.dpsgd`` logger.
+Where the rows come from (``batches``): with every domain declared, :attr:`reads_codes`
+is True and the pipeline hands ``fit`` its code store (a ``SensitiveCodes`` of the
+training part), which must carry this generator's own discretisation (names and sizes,
+else GeneratorError); its rows are counted once (``SensitiveCodes.random_access``) and
+each batch is gathered from its memory-mapped column files, so a step costs the same at
+1M and 100M rows. A ``SensitiveTable`` is encoded into one tensor on the device (the
+only way where a domain is DP-estimated from the rows). From the same rows and seeds,
+both draw the same batches and give the same report and model.
+
+CPU threads: ``threads`` (default 1) for the fit and ``sample``, restored after; see
+``train.cpu_threads`` for why more threads stall on a busy machine.
+
+**Sensitive rows**: :func:`_encode_rows` and :meth:`DPSGDGenerator._open_store` (here)
+and the measurements in ``dp_domain`` read them. Noise source: the DP count and domains
+draw from the NoiseSource; Poisson sampling and the DP-SGD Gaussian noise draw from
+generators (``randomness.StepRandomness``) that, with a secure NoiseSource, are re-keyed
+from ``os.urandom`` before every step (>= 128 fresh bits per stream per step) and, with
+a seeded one, are seeded once from it. The training loss (``log_loss``), throughput and
+the step of a NaN abort are not DP: they go only to the ``synthrelease.private.dpsgd``
+logger.
 Checkpoints (``fit(..., checkpoint=dir)``) hold the plan and the model: resuming in the
 same run continues the same steps and the same accountant state and measures nothing
 again, so the run's single ledger reservation covers it (see ``checkpoint``). Training
@@ -35,6 +49,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -61,17 +76,19 @@ from synthrelease.generators.dpsgd.accounting import (
     epsilon_of,
     plan_budget,
 )
+from synthrelease.generators.dpsgd.batches import Batches, StoreBatches, TensorBatches
 from synthrelease.generators.dpsgd.model import MADE
 from synthrelease.generators.dpsgd.randomness import StepRandomness, public_sample_rate
 from synthrelease.generators.dpsgd.train import (
     LoopConfig,
     Progress,
+    cpu_threads,
     select_device,
     train_loop,
     use_autocast,
 )
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.codes import RowAccess, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -103,6 +120,13 @@ class DPSGDParams(GeneratorParams):
         "the private log (synthrelease.private.dpsgd)",
     )
     ema: float = Field(default=0.0, ge=0, lt=1, description="return an average of the iterates")
+    threads: int = Field(
+        default=1,
+        ge=0,
+        le=1024,
+        description="torch's CPU threads during fit and sample (0: torch's default, one per "
+        "core). 1: on a busy machine more threads stall in OpenMP barriers (train.cpu_threads)",
+    )
 
 
 def _encode_rows(table: SensitiveTable, disc: Discretiser, clip: Mapping[str, Any]) -> np.ndarray:
@@ -145,14 +169,21 @@ class DPSGDGenerator(DPGenerator):
         self.discretiser = (
             None if open_ else Discretiser(self.columns, default_bins=self.params.bins)
         )
+        self._estimates = bool(open_)  # a DP domain to estimate: reads rows, not codes
         self.model: MADE | None = None
         self.private = True
         self.init_seed: int | None = None  # the fit's, in memory only (the privacy audit)
 
     # ------------------------------------------------------------------ helpers
+    @property
+    def reads_codes(self) -> bool:
+        """Every domain declared: ``fit`` trains from the pipeline's code store, reading
+        each batch by index (nothing to estimate from the rows themselves)."""
+        return not self._estimates
+
     def _fingerprint(self) -> str:
         p = self.params.model_dump(
-            mode="json", exclude={"device", "amp", "log_loss", "checkpoint_every"}
+            mode="json", exclude={"device", "amp", "log_loss", "checkpoint_every", "threads"}
         )
         doc = {
             "columns": columns_to_json(self.columns),
@@ -163,7 +194,18 @@ class DPSGDGenerator(DPGenerator):
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
-    def _plan(self, table: SensitiveTable, noise: NoiseSource) -> dict[str, Any]:
+    def _open_store(self, codes: SensitiveCodes) -> RowAccess:
+        """READS SENSITIVE ROWS: the code store by row index, once its discretisation is
+        checked against this generator's own (GeneratorError if they differ)."""
+        disc = self.discretiser
+        if disc is None or codes.names != disc.names or codes.sizes != list(disc.sizes.values()):
+            raise GeneratorError(
+                "dpsgd: the code store's columns or domain sizes are not this generator's "
+                "discretisation of the declared columns"
+            )
+        return codes.random_access()
+
+    def _plan(self, table: SensitiveTable | RowAccess, noise: NoiseSource) -> dict[str, Any]:
         """Steps 1-2 and 4 of the recipe: DP measurements and public arithmetic."""
         p = self.params
         open_ = {n: c for n, c in self.columns.items() if dp_domain.undeclared(c)}
@@ -176,12 +218,16 @@ class DPSGDGenerator(DPGenerator):
             numeric_undeclared=len(open_) - n_cat,
             categorical_undeclared=n_cat,
         )
-        rows = dp_domain.dp_row_count(table, rho=bp.rho_count, noise=noise)
+        if isinstance(table, SensitiveTable):
+            rows = dp_domain.dp_row_count(table, rho=bp.rho_count, noise=noise)
+        else:
+            rows = dp_domain.dp_count(table.count, rho=bp.rho_count, noise=noise)
         mechs = [
             Mechanism("row count", "Gaussian (sensitivity 1)", (2 * bp.rho_count) ** -0.5, 1.0, 1)
         ]
         columns = dict(self.columns)
         if open_:
+            assert isinstance(table, SensitiveTable)  # reads_codes is False: rows were passed
             columns, spent = dp_domain.resolve_columns(
                 table,
                 self.columns,
@@ -229,14 +275,29 @@ class DPSGDGenerator(DPGenerator):
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        table: SensitiveTable | SensitiveCodes,  # codes: refused (reads_codes is False)
+        table: SensitiveTable | SensitiveCodes,  # codes: where reads_codes
         *,
         noise: NoiseSource,
         checkpoint: Path | str | None = None,
         progress: Callable[[Progress], None] | None = None,
     ) -> DPSGDReport:
         self._check_fit_args(table, noise)
-        assert isinstance(table, SensitiveTable)  # _check_fit_args refused the code store
+        with cpu_threads(self.params.threads), ExitStack() as stack:
+            rows = (
+                table
+                if isinstance(table, SensitiveTable)
+                else stack.enter_context(self._open_store(table))
+            )
+            return self._fit(rows, noise=noise, checkpoint=checkpoint, progress=progress)
+
+    def _fit(
+        self,
+        table: SensitiveTable | RowAccess,
+        *,
+        noise: NoiseSource,
+        checkpoint: Path | str | None,
+        progress: Callable[[Progress], None] | None,
+    ) -> DPSGDReport:
         p, device = self.params, select_device(self.params.device)
         ckdir = Path(checkpoint) if checkpoint is not None else None
         stored = ckpt.load_checkpoint(ckdir) if ckdir is not None else None
@@ -272,7 +333,11 @@ class DPSGDGenerator(DPGenerator):
         )
         disc = Discretiser(columns, default_bins=p.bins)
         clip = {n: columns[n] for n in plan["estimated"]}
-        codes = torch.from_numpy(_encode_rows(table, disc, clip)).to(device)
+        batches: Batches = (
+            TensorBatches(torch.from_numpy(_encode_rows(table, disc, clip)).to(device))
+            if isinstance(table, SensitiveTable)
+            else StoreBatches(table, device)
+        )
         model = MADE(
             list(disc.sizes.values()),
             hidden=p.hidden,
@@ -337,7 +402,7 @@ class DPSGDGenerator(DPGenerator):
         )
         train_loop(
             model,
-            codes,
+            batches,
             cfg,
             start_step=start,
             optimizer_state=opt_state,
@@ -347,7 +412,7 @@ class DPSGDGenerator(DPGenerator):
             averaged=averaged,
             on_progress=report_progress,
         )
-        del codes
+        del batches
         training = {
             "sample_rate": q,
             "noise_multiplier": sigma,
@@ -400,7 +465,8 @@ class DPSGDGenerator(DPGenerator):
         model, disc = self._ready()
         device = select_device(self.params.device)
         gen = torch.Generator(device).manual_seed(int(rng.integers(2**62)))
-        codes = model.to(device).sample(num_rows, generator=gen).cpu().numpy()
+        with cpu_threads(self.params.threads):
+            codes = model.to(device).sample(num_rows, generator=gen).cpu().numpy()
         model.cpu()
         return disc.decode(pd.DataFrame(codes, columns=disc.names), rng)
 

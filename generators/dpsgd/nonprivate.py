@@ -15,12 +15,14 @@ import pandas as pd
 import torch
 
 from synthrelease.errors import GeneratorError
+from synthrelease.generators.dpsgd.batches import TensorBatches
 from synthrelease.generators.dpsgd.generator import DPSGDGenerator
 from synthrelease.generators.dpsgd.model import MADE
 from synthrelease.generators.dpsgd.randomness import StepRandomness, public_sample_rate
 from synthrelease.generators.dpsgd.train import (
     LoopConfig,
     Progress,
+    cpu_threads,
     select_device,
     train_loop,
     use_autocast,
@@ -64,12 +66,13 @@ def fit_nonprivate(
         ema=p.ema,
     )
     k = 2 * StepRandomness.per_stream(device)
-    train_loop(
-        model,
-        codes,
-        cfg,
-        on_progress=progress,
-        randomness=StepRandomness(device, seeds=range(seed + 1, seed + 1 + k)),
-    )
+    with cpu_threads(p.threads):
+        train_loop(
+            model,
+            TensorBatches(codes),
+            cfg,
+            on_progress=progress,
+            randomness=StepRandomness(device, seeds=range(seed + 1, seed + 1 + k)),
+        )
     gen.model, gen.private, gen.report = model.cpu(), False, None
     return gen

@@ -1,18 +1,27 @@
-"""The randomness of a DP-SGD step: Poisson membership on a public rate grid, and the
-Gaussian noise opacus adds, both drawn by :class:`StepRandomness`.
+"""The randomness of a DP-SGD step: a Poisson sample of the rows on a public rate
+grid, and the Gaussian noise opacus adds, both drawn by :class:`StepRandomness`.
 
-Noise source: with a secure NoiseSource, every torch generator below is re-keyed from
-``os.urandom`` before every step (CPU: the whole MT19937 state, 19968 bits; CUDA: the
-Philox key and offset, 125 bits, two generators per stream), so each step's sampling and
-each step's Gaussian noise rest on at least 128 fresh bits of OS entropy; with a seeded
+Noise source: with a secure NoiseSource, every generator below is re-keyed from
+``os.urandom`` before every step (the sampling stream: a numpy Philox generator, a
+128-bit key; the Gaussian noise: torch generators, on CPU the whole MT19937 state, 19968
+bits, on CUDA two Philox keys and offsets, 125 bits each), so each step's sample and
+each step's noise rest on at least 128 fresh bits of OS entropy; with a seeded
 NoiseSource the same generators are seeded once from it (reproducible, not private).
 
-Poisson sampling: every row is in the batch independently with probability
-``sample_rate`` (a float64 uniform per row, on the device, compared with
-``sample_rate``, which must lie on the public grid of :func:`public_sample_rate`,
-multiples of 2^-40, so that the accounted and the used rate are the same number; no
-per-row DataLoader). Gaussian noise: four draws summed and halved, as opacus'
-``secure_mode`` does.
+Poisson sampling (:func:`poisson_indices`), O(batch) a step, not O(rows): the batch size
+``B ~ Binomial(rows, q)``, then ``B`` distinct rows uniformly without replacement. That
+is the law of independent per-row coins of probability ``q``: a set ``S`` of rows comes
+out of the coins with probability ``q^|S| (1-q)^(rows-|S|)``, which depends on ``|S|``
+only, so given its size the sample is uniform among the sets of that size, and its size
+is ``Binomial(rows, q)``; drawing the size, then a uniform set of that size, gives every
+set the same probability. ``q`` lies on the public grid of :func:`public_sample_rate`
+(multiples of 2^-40), so the accounted and the used rate are the same float64 number.
+The rows are exact (numpy's ``choice`` without replacement: Floyd's algorithm, or a
+partial Fisher-Yates shuffle past ``rows / 20``, both on unbiased bounded integers); the
+size is numpy's binomial draw (inversion for ``rows * q <= 30``, else BTPE rejection),
+exact up to float64 rounding in its arithmetic (relative errors of order 1e-15 in the
+probabilities: the per-row float64 coins it replaces were exact, at a uniform per row
+per step). Gaussian noise: four draws summed and halved, as opacus' ``secure_mode`` does.
 """
 
 from __future__ import annotations
@@ -89,26 +98,31 @@ def rekey(generator: torch.Generator) -> None:
 
 
 class StepRandomness:
-    """The randomness of DP-SGD steps: Poisson membership and Gaussian noise.
+    """The randomness of DP-SGD steps: the Poisson sample and the Gaussian noise.
 
-    Each of the two streams (sampling, noise) uses ``per_stream(device)`` torch generators
-    (one on CPU, two on CUDA) whose draws are combined, so that predicting a draw needs
-    every generator's key. Secure mode (``seeds=None``): :meth:`begin_step` re-keys every
-    generator from ``os.urandom`` (CPU: 19968 bits; CUDA: 125 bits each). Seeded mode:
-    seeded once from ``seeds`` and never re-keyed (reproducible; no privacy).
+    Sampling: one numpy Philox generator on the CPU (the rows are drawn as indices
+    there, whatever the device). Noise: ``per_stream(device)`` torch generators (one on
+    CPU, two on CUDA) whose draws are combined, so that predicting a draw needs every
+    generator's key. Secure mode (``seeds=None``): :meth:`begin_step` re-keys every
+    generator from ``os.urandom`` (Philox: a 128-bit key; torch CPU: 19968 bits; CUDA:
+    125 bits each). Seeded mode: ``2 * per_stream(device)`` seeds, the first half for
+    the sampling stream, the rest for the noise; seeded once and never re-keyed
+    (reproducible; no privacy).
     """
 
     def __init__(self, device: torch.device, *, seeds: Sequence[int] | None) -> None:
         k = self.per_stream(device)
         self.secure = seeds is None
         self.device = device
-        gens = [torch.Generator(device) for _ in range(2 * k)]
+        self._noise = [torch.Generator(device) for _ in range(k)]
+        self._sample = np.random.Generator(np.random.Philox(0))
         if seeds is not None:
             if len(seeds) != 2 * k:
                 raise GeneratorError("dpsgd: wrong number of generator seeds")
-            for g, seed in zip(gens, seeds):
+            entropy = [int(seed) for seed in seeds[:k]]
+            self._sample = np.random.Generator(np.random.Philox(np.random.SeedSequence(entropy)))
+            for g, seed in zip(self._noise, seeds[k:]):
                 g.manual_seed(int(seed))
-        self._sample, self._noise = gens[:k], gens[k:]
         self.begin_step()
 
     @staticmethod
@@ -126,17 +140,15 @@ class StepRandomness:
     def begin_step(self) -> None:
         """Secure mode: fresh OS entropy for every generator (call before each step)."""
         if self.secure:
-            for g in (*self._sample, *self._noise):
+            key = int.from_bytes(os.urandom(16), "little")
+            self._sample = np.random.Generator(np.random.Philox(key=key))
+            for g in self._noise:
                 rekey(g)
 
-    def uniforms(self, rows: int) -> torch.Tensor:
-        """``rows`` float64 uniforms on [0, 1), multiples of 2^-53: the first generator's
-        draw minus the others', modulo 1 (exact in float64)."""
-        u = torch.rand(rows, generator=self._sample[0], device=self.device, dtype=torch.float64)
-        for g in self._sample[1:]:
-            u -= torch.rand(rows, generator=g, device=self.device, dtype=torch.float64)
-            u += (u < 0).to(u.dtype)
-        return u
+    @property
+    def sampling(self) -> np.random.Generator:
+        """This step's sampling generator (secure mode: a new key every step)."""
+        return self._sample
 
     def gaussian(self, std: float, reference: torch.Tensor) -> torch.Tensor:
         """N(0, std^2) per coordinate of ``reference``: four draws (round-robin over the
@@ -156,8 +168,12 @@ class StepRandomness:
         return out / 2
 
 
-def poisson_indices(rows: int, rate: float, randomness: StepRandomness) -> torch.Tensor:
-    """Indices of a Poisson sample: each row kept independently with prob. ``rate``
-    (float64 comparison; ``rate`` on the public grid gives probability exactly ``rate``)."""
-    keep = randomness.uniforms(rows) < rate
-    return keep.nonzero().squeeze(1)
+def poisson_indices(rows: int, rate: float, randomness: StepRandomness) -> np.ndarray:
+    """A Poisson sample of ``range(rows)`` at ``rate``, as sorted int64 indices: the size
+    ``B ~ Binomial(rows, rate)``, then ``B`` distinct rows uniformly (the law of
+    independent per-row coins; see the module docstring). Time and memory O(B) while
+    ``B <= rows / 20`` (numpy's Floyd sampler), O(rows) = O(20 B) beyond."""
+    rng = randomness.sampling
+    size = int(rng.binomial(rows, rate)) if rows else 0
+    index = rng.choice(rows, size=size, replace=False, shuffle=False) if size else np.empty(0)
+    return np.sort(index.astype(np.int64, copy=False))

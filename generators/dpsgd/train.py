@@ -1,18 +1,20 @@
-"""The DP-SGD training loop: Poisson batches drawn on the device, clipped per-row
-gradients through opacus, Gaussian noise from
+"""The DP-SGD training loop: Poisson batches drawn by index, clipped per-row gradients
+through opacus, Gaussian noise from
 :class:`~synthrelease.generators.dpsgd.randomness.StepRandomness`.
 
-``codes`` is the encoded *sensitive* table (a tensor derived from rows): this module
-never logs, returns or stores anything computed from it except the model and optimizer
-state (post-processing of the noisy gradients). The training loss is a non-DP statistic
-of the rows, so progress lines carry it only when the caller opts in (``log_loss``).
+``batches`` holds the encoded *sensitive* table (a tensor, or the code store read by
+index: :mod:`~synthrelease.generators.dpsgd.batches`): this module never logs, returns
+or stores anything computed from it except the model and optimizer state
+(post-processing of the noisy gradients). The training loss is a non-DP statistic of
+the rows, so progress lines carry it only when the caller opts in (``log_loss``).
 
 One private step (``noise_multiplier`` set):
 
 1. a Poisson sample of the rows at ``sample_rate``
-   (:func:`~synthrelease.generators.dpsgd.randomness.poisson_indices`; the rate must lie
-   on the public grid of ``public_sample_rate``, so that the accounted and the used rate
-   are the same number);
+   (:func:`~synthrelease.generators.dpsgd.randomness.poisson_indices`: a binomial batch
+   size, then that many distinct rows, O(batch) whatever the table; the rate must lie on
+   the public grid of ``public_sample_rate``, so that the accounted and the used rate
+   are the same number), gathered by index and moved to the device;
 2. forward and one backward of the summed per-row loss; opacus'
    ``GradSampleModuleFastGradientClipping`` hooks call our exact per-row norm sampler;
 3. clip coefficients ``min(1, C / ||g_i||)`` from opacus, and the sum of clipped per-row
@@ -25,8 +27,14 @@ One private step (``noise_multiplier`` set):
 Non-DP values (the opt-in training loss, throughput, the step of a NaN abort) go only to
 the ``synthrelease.private.dpsgd`` logger, never to this module's public one.
 
-The same loop with ``noise_multiplier=None`` trains the same model without DP (for
-benchmarks and attack tests only: :mod:`~synthrelease.generators.dpsgd.nonprivate`).
+CPU threads (:func:`cpu_threads`): torch's default, one intra-op thread per core, spins
+in OpenMP barriers, and with other processes on the cores each step waits for a
+descheduled thread. ``bench/bench_dpsgd_scale.py --stall`` on a 2-core machine that other
+jobs kept busy (2-epoch fit on Adult, batch 1024, hidden 256x256): 67 s at torch's 2
+threads against 7.5 s at 1; with 2 more CPU-bound processes beside it, 52 s against 23 s
+(8.4 s of CPU: the rest is its fair share of the cores). ``OMP_WAIT_POLICY=PASSIVE``
+also avoids the stall (9.8 s, 16 s), but only when set before torch loads, which a
+library cannot do; so the generator's ``threads`` defaults to 1.
 """
 
 from __future__ import annotations
@@ -34,7 +42,8 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -47,6 +56,7 @@ from opacus.optimizers.optimizer import (  # opacus 1.6 internals, as its add_no
 )
 
 from synthrelease.errors import GeneratorError
+from synthrelease.generators.dpsgd.batches import Batches
 from synthrelease.generators.dpsgd.model import MADE, book_keeping_grads
 from synthrelease.generators.dpsgd.randomness import (
     StepRandomness,
@@ -99,6 +109,19 @@ def use_autocast(amp: Literal["auto", "on", "off"], device: torch.device) -> boo
     return amp == "on" or (amp == "auto" and device.type == "cuda")
 
 
+@contextmanager
+def cpu_threads(threads: int) -> Iterator[None]:
+    """torch's intra-op CPU threads at ``threads`` inside (0: torch's setting as it is),
+    restored after. Process-wide: two fits in threads of one process share it."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _dp_optimizer(
     base: torch.optim.Optimizer, cfg: LoopConfig, randomness: StepRandomness
 ) -> torch.optim.Optimizer:
@@ -126,7 +149,7 @@ def _dp_optimizer(
 
 def train_loop(
     model: MADE,
-    codes: torch.Tensor,
+    batches: Batches,
     cfg: LoopConfig,
     *,
     randomness: StepRandomness,
@@ -142,7 +165,7 @@ def train_loop(
     private = cfg.noise_multiplier is not None
     if cfg.sample_rate != public_sample_rate(cfg.sample_rate):
         raise GeneratorError("dpsgd: the sample rate is not on the public 2^-40 grid")
-    device = codes.device
+    device = batches.device
     params = list(model.parameters())
     base = torch.optim.Adam(params, lr=cfg.lr)
     if optimizer_state is not None:
@@ -174,7 +197,7 @@ def train_loop(
             warnings.filterwarnings("ignore", message="Full backward hook is firing")
             for step in range(start_step, cfg.steps):
                 randomness.begin_step()  # secure: fresh OS entropy for this step
-                batch = codes[poisson_indices(codes.shape[0], cfg.sample_rate, randomness)]
+                batch = batches.take(poisson_indices(batches.rows, cfg.sample_rate, randomness))
                 opt.zero_grad(set_to_none=True)
                 if batch.shape[0] == 0:
                     for p in params:

@@ -16,7 +16,7 @@ from synthrelease import log as slog
 from synthrelease.cli.budget import cmd_budget_set, cmd_budget_show
 from synthrelease.cli.output import DEFAULT_STORE_ENV, default_store
 from synthrelease.cli.plan import cmd_plan
-from synthrelease.cli.release import cmd_run, cmd_spec_check, cmd_spec_draft
+from synthrelease.cli.release import LOCAL_DASK, cmd_run, cmd_spec_check, cmd_spec_draft
 from synthrelease.cli.releases import (
     cmd_pull,
     cmd_releases_catalog,
@@ -48,9 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--dask",
-        action="store_true",
-        help="run the checks in parallel on a local 2-worker Dask cluster "
-        "(flow 'release-dask'; engine prefect only)",
+        nargs="?",
+        const=LOCAL_DASK,
+        default=None,
+        metavar="ADDRESS",
+        help="alone: run the checks in parallel on a local 2-worker Dask cluster (flow "
+        "'release-dask'; engine prefect only); with a scheduler's ADDRESS: read the "
+        "files of a Parquet dataset and run the checks on that cluster (its workers must "
+        "see the workspace)",
     )
     run.add_argument(
         "--anyway",

@@ -19,15 +19,21 @@ from synthrelease.errors import (
 )
 from synthrelease.flows.api import prefect_api, server_answers
 from synthrelease.pipeline import ReleaseSummary, preflight
+from synthrelease.pipeline.executors import DASK_ADDRESS
 from synthrelease.private.draft import draft_spec
 from synthrelease.spec import load_spec
 
 logger = logging.getLogger("synthrelease.cli")
 
 
+LOCAL_DASK = "local"  # ``--dask`` without an address: a local cluster for the checks
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    if args.dask and args.engine == "direct":
+    if args.dask == LOCAL_DASK and args.engine == "direct":
         raise SpecError("--dask runs the Prefect flow 'release-dask': leave out --engine direct")
+    if args.dask not in (None, LOCAL_DASK):  # the train step reads its shards there
+        os.environ[DASK_ADDRESS] = args.dask
     spec = load_spec(args.spec)
     plan_before_run(spec, anyway=args.anyway)  # public: reads no row
     if args.engine == "direct":  # run.release reads, pins and preflights the spec itself
@@ -43,6 +49,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the environment above is set (and only by the commands that run a flow).
     if args.dask:
         from synthrelease.flows.release_dask import release_dask as release
+        from synthrelease.flows.release_many import dask_runner
+
+        if args.dask != LOCAL_DASK:
+            runner = dask_runner(address=args.dask)
+            release = release.with_options(task_runner=runner)  # type: ignore[arg-type]  # prefect-dask's runner is generic over its own future type
     else:
         from synthrelease.flows.release import release
     logger.info("starting flow %r", release.name, extra={"spec": args.spec})

@@ -31,6 +31,7 @@ from synthrelease.pipeline.context import (
     PinnedRun,
     write_json,
 )
+from synthrelease.pipeline.executors import ingest_executor
 from synthrelease.private.codes import SensitiveCodes
 from synthrelease.private.ingest import ingest
 from synthrelease.private.table import SensitiveTable
@@ -63,37 +64,40 @@ def train(run: PinnedRun) -> PrivacyReport:
         target=spec.target,  # AIM's default workload (issue 4); ignored by the others
         domain_share=spec.privacy.domain_share,  # DP domains (dpsgd); ignored by the others
     )
-    (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
-
-    split = paths.split
     key = _split_key(noise)
     sample_rows = int(spec.gate.real_rows)
-    ingested = ingest(  # one pass: domain rules, split, code store, samples
-        spec.source,
-        spec.columns,
-        root=split,
-        label=f"table {spec.name!r}",
-        discretiser=discretiser if generator.reads_codes else None,
-        fraction=None if spec.holdout.source is not None else float(spec.holdout.fraction or 0.2),
-        sample_paths=(paths.train, None if spec.holdout.source is not None else paths.holdout),
-        key=key,
-        sample_rows=sample_rows,
-    )
-    domain: dict[str, Any] = {"source": ingested.counts, "rows": {"train": ingested.rows[0]}}
-    if spec.holdout.source is not None:
-        held = ingest(
-            spec.holdout.source,
+    holdout_source = spec.holdout.source
+    with ingest_executor() as executor:  # set up (and checked) before any row is read
+        (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
+        ingested = ingest(  # one pass: domain rules, codes, facts; split, samples
+            spec.source,
             spec.columns,
-            root=split,
-            label=f"the holdout source of table {spec.name!r}",
-            discretiser=None,
-            fraction=None,
-            sample_paths=(paths.holdout, None),
-            folders=("holdout", "unused"),
+            root=paths.source,
+            label=f"table {spec.name!r}",
+            discretiser=discretiser if generator.reads_codes else None,
+            fraction=None if holdout_source else float(spec.holdout.fraction or 0.2),
+            sample_paths=(paths.train, None if holdout_source else paths.holdout),
+            keep_rows=not generator.reads_codes,
             key=key,
             sample_rows=sample_rows,
+            executor=executor,
         )
-        domain["holdout"] = held.counts
+        domain: dict[str, Any] = {"source": ingested.counts, "rows": {"train": ingested.rows[0]}}
+        if holdout_source is not None:
+            held = ingest(
+                holdout_source,
+                spec.columns,
+                root=paths.heldout,
+                label=f"the holdout source of table {spec.name!r}",
+                discretiser=None,
+                fraction=None,
+                sample_paths=(paths.holdout, None),
+                keep_rows=False,
+                key=key,
+                sample_rows=sample_rows,
+                executor=executor,
+            )
+            domain["holdout"] = held.counts
     write_json(paths.root / DOMAIN_FILE, domain)  # private: real-data counts
     train_part: SensitiveTable | SensitiveCodes = (
         ingested.codes if ingested.codes is not None else ingested.train.load()

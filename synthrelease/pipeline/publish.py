@@ -26,7 +26,7 @@ from synthrelease.pipeline.context import (
     write_json,
 )
 from synthrelease.private.model_eval import evaluate_models
-from synthrelease.private.parts import RowParts
+from synthrelease.private.parts import StoredPart
 from synthrelease.private.rowscan import scan_tables
 from synthrelease.private.workspace import RunPaths, Workspace
 from synthrelease.spec import ReleaseSpec
@@ -168,10 +168,15 @@ def _internal_release_checks(spec: ReleaseSpec, paths: RunPaths, files: dict[str
     train = ws.load_table(paths.train, label=f"{spec.name}:train")  # bounded samples
     holdout = ws.load_table(paths.holdout, label=f"{spec.name}:holdout")
     tables = {rel: a.path for rel, a in files.items() if a.provenance is Provenance.SYNTHETIC}
+    heldout = spec.holdout.source is not None
     row_scan = scan_tables(  # every real row, streamed from the parts
         tables,
-        train=RowParts(paths.train_parts, label=f"{spec.name}:train"),
-        holdout=RowParts(paths.holdout_parts, label=f"{spec.name}:holdout"),
+        train=StoredPart(paths.source, f"{spec.name}:train", None if heldout else 0),
+        holdout=(
+            StoredPart(paths.heldout, f"{spec.name}:holdout")
+            if heldout
+            else StoredPart(paths.source, f"{spec.name}:holdout", 1)
+        ),
         columns=spec.columns,
         train_sample=train,
         holdout_sample=holdout,

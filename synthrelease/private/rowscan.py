@@ -27,10 +27,12 @@ rule 2 tolerates that, rule 1 stays strict. The gate's ``max_exact_copy_excess``
 finer statistical test; this scan is the last check on the exact bytes published.
 
 **Bounded memory.** A part (training or holdout) is a :class:`SensitiveTable` (one chunk)
-or a :class:`RowParts` read ``CHUNK_ROWS`` rows at a time; what the scan holds grows with
-the tables scanned and the baseline samples, never with the real row count:
+or a :class:`StoredPart` whose per-row facts (:func:`row_facts`: the copy key and the
+high-resolution values as read, computed once by ingestion) are read ``CHUNK_ROWS`` rows
+at a time; what the scan holds grows with the tables scanned and the baseline samples,
+never with the real row count:
 
-- the tables' keys first (one uint64 per row), then one stream over the real chunks
+- the tables' keys first (one uint64 per row), then one stream over the real facts
   keeps only the *watched* keys (the tables' and the samples') found in each part, and
   the real rows equal to some table row (the *candidates*: one per distinct key, their
   high-resolution values as read);
@@ -41,7 +43,7 @@ the tables scanned and the baseline samples, never with the real row count:
 - rule 2's baselines read the samples: the share of the holdout sample's rows equal to
   some training row, and the reverse. A sample left out is the whole part for a
   :class:`SensitiveTable` (today's figures, exactly) and the first ``BASELINE_ROWS``
-  rows of a :class:`RowParts` (the parts are the source's rows in file order after the
+  rows of a :class:`StoredPart` (the parts are the source's rows in file order after the
   Bernoulli split: pass a uniform sample where the source is ordered).
 """
 
@@ -59,7 +61,7 @@ import pandas as pd
 from synthrelease.errors import FirewallError
 from synthrelease.firewall import RowScanPass
 from synthrelease.private.parts import CHUNK_ROWS as PART_CHUNK_ROWS
-from synthrelease.private.parts import RowParts
+from synthrelease.private.parts import StoredPart
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column, DatetimeColumn, NumericalColumn
 from synthrelease.values import normalise, row_keys
@@ -68,10 +70,12 @@ log = logging.getLogger(__name__)
 
 HIGH_RESOLUTION = 10_000
 DEFAULT_TOLERANCE = 0.1
-CHUNK_ROWS = PART_CHUNK_ROWS  # rows per chunk read from a RowParts (read at each scan)
-BASELINE_ROWS = 200_000  # rows of a RowParts read for its baseline when no sample is given
+CHUNK_ROWS = PART_CHUNK_ROWS  # rows per chunk read from a StoredPart (read at each scan)
+BASELINE_ROWS = 200_000  # rows of a StoredPart read for its baseline when no sample is given
+KEY = "key"
 
-Part = SensitiveTable | RowParts
+Part = SensitiveTable | StoredPart
+Facts = dict[str, np.ndarray]
 _NO_KEYS = np.empty(0, dtype=np.uint64)
 
 
@@ -116,12 +120,29 @@ def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
     return sorted_keys[at] == keys
 
 
-def _chunks(part: Part) -> Generator[pd.DataFrame, None, None]:
+def high_resolution(columns: Mapping[str, Column]) -> dict[str, Column]:
+    """The declared columns whose values make a row distinctive (rule 1)."""
+    return {name: col for name, col in columns.items() if _high_resolution(col)}
+
+
+def row_facts(frame: pd.DataFrame, columns: Mapping[str, Column]) -> Facts:
+    """What the scan needs of each real row: its copy key (``KEY``) and, per
+    high-resolution column, its value as read (``v:<name>``) and whether it was read
+    (``ok:<name>``). Ingestion stores them, so the scan never re-reads the rows."""
+    facts = {KEY: _hashes(frame, columns)}
+    for name, column in high_resolution(columns).items():
+        facts[f"v:{name}"], facts[f"ok:{name}"] = _read(frame[name], column)
+    return facts
+
+
+def _facts(part: Part, columns: Mapping[str, Column]) -> Generator[Facts, None, None]:
     if isinstance(part, SensitiveTable):
-        yield part.reveal()
-    else:
+        yield row_facts(part.reveal(), columns)
+    elif part.has_facts:
+        yield from part.facts(rows=CHUNK_ROWS)
+    else:  # a part stored before its domain was resolved: its rows
         for chunk in part.chunks(rows=CHUNK_ROWS):
-            yield chunk.reveal()
+            yield row_facts(chunk.reveal(), columns)
 
 
 def _sample_keys(
@@ -133,11 +154,10 @@ def _sample_keys(
     if isinstance(part, SensitiveTable):
         return _hashes(part.reveal(), columns)
     keys, held = [_NO_KEYS], 0
-    chunks = _chunks(part)
-    for frame in chunks:
-        frame = frame.iloc[: BASELINE_ROWS - held]
-        keys.append(_hashes(frame, columns))
-        held += len(frame)
+    chunks = _facts(part, columns)
+    for facts in chunks:
+        keys.append(facts[KEY][: BASELINE_ROWS - held])
+        held += len(keys[-1])
         if held >= BASELINE_ROWS:
             break
     chunks.close()
@@ -154,21 +174,21 @@ class _Candidates:
         self.read: dict[str, list[np.ndarray]] = {name: [] for name in high}
         self.readable: dict[str, list[np.ndarray]] = {name: [] for name in high}
 
-    def add(self, frame: pd.DataFrame, keys: np.ndarray, watched: np.ndarray) -> None:
+    def add(self, facts: Facts, watched: np.ndarray) -> None:
         if not self.high:
             return
+        keys = facts[KEY]
         rows = np.flatnonzero(_member(keys, watched) & ~np.isin(keys, self.keys))
         if not len(rows):
             return
         new, first = np.unique(keys[rows], return_index=True)
         rows = rows[first]
         self.keys = np.concatenate([self.keys, new])
-        for name, column in self.high.items():
-            read, readable = _read(frame[name].iloc[rows], column)
-            self.read[name].append(read)
-            self.readable[name].append(readable)
+        for name in self.high:
+            self.read[name].append(facts[f"v:{name}"][rows])
+            self.readable[name].append(facts[f"ok:{name}"][rows])
 
-    def distinctive(self, parts: tuple[Part, ...]) -> np.ndarray:
+    def distinctive(self, parts: tuple[Part, ...], columns: Mapping[str, Column]) -> np.ndarray:
         """Keys of the candidates holding a value that occurs once in ``parts``."""
         if not len(self.keys):
             return _NO_KEYS
@@ -177,10 +197,9 @@ class _Candidates:
         values = {name: np.unique(read[name][readable[name]]) for name in self.high}
         counts = {name: np.zeros(len(v), dtype=np.int64) for name, v in values.items()}
         for part in parts:  # the second stream: counts of the candidates' values only
-            for frame in _chunks(part):
-                for name, column in self.high.items():
-                    seen, ok = _read(frame[name], column)
-                    seen = seen[ok]
+            for facts in _facts(part, columns):
+                for name in self.high:
+                    seen = facts[f"v:{name}"][facts[f"ok:{name}"]]
                     seen = seen[_member(seen, values[name])]
                     where = np.searchsorted(values[name], seen)
                     counts[name] += np.bincount(where, minlength=len(values[name]))
@@ -206,8 +225,8 @@ def scan_tables(
     :class:`FirewallError` naming only the table. ``train``/``holdout``: a part in
     memory or on disk; ``*_sample``: a uniform sample of it for rule 2's baseline."""
     for part in (train, holdout):
-        if not isinstance(part, (SensitiveTable, RowParts)):
-            raise TypeError("train and holdout must be SensitiveTable or RowParts")
+        if not isinstance(part, (SensitiveTable, StoredPart)):
+            raise TypeError("train and holdout must be SensitiveTable or StoredPart")
     for sample in (train_sample, holdout_sample):
         if sample is not None and not isinstance(sample, SensitiveTable):
             raise TypeError("train_sample and holdout_sample must be SensitiveTable")
@@ -221,22 +240,17 @@ def scan_tables(
     train_s = _sample_keys(train, train_sample, columns)
     holdout_s = _sample_keys(holdout, holdout_sample, columns)
     watched = np.unique(np.concatenate([table_keys, train_s, holdout_s]))
-    high = {name: col for name, col in columns.items() if _high_resolution(col)}
-    candidates = _Candidates(high)
+    candidates = _Candidates(high_resolution(columns))
     found: list[np.ndarray] = []  # the watched keys found in training, in holdout
-    for part, sample, sample_keys in (
-        (train, train_sample, train_s),
-        (holdout, holdout_sample, holdout_s),
-    ):
-        whole = isinstance(part, SensitiveTable) and sample is None  # its keys: the sample's
+    for part in (train, holdout):
         hits = [_NO_KEYS]
-        for frame in _chunks(part):
-            keys = sample_keys if whole else _hashes(frame, columns)
+        for facts in _facts(part, columns):
+            keys = facts[KEY]
             hits.append(keys[_member(keys, watched)])
-            candidates.add(frame, keys, table_keys)
+            candidates.add(facts, table_keys)
         found.append(np.unique(np.concatenate(hits)))
     in_train, in_holdout = found
-    distinctive = candidates.distinctive((train, holdout))
+    distinctive = candidates.distinctive((train, holdout), columns)
     baseline_t = float(np.isin(holdout_s, in_train).mean()) if len(holdout_s) else 0.0
     baseline_h = float(np.isin(train_s, in_holdout).mean()) if len(train_s) else 0.0
     for rel, _, table_h in scanned:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 
 from synthrelease.errors import SchemaMismatchError, SourceError
 from synthrelease.private.domain import enforce_frame
@@ -166,7 +167,51 @@ def _text_frame(frame: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFr
     return frame
 
 
-def _raw_chunks(source: Source, columns: Mapping[str, object], rows: int) -> Iterator[pd.DataFrame]:
+def shards(source: Source) -> int:
+    """How many shards the source reads in: a Parquet dataset's files (each read on its
+    own, in any process), else one (a CSV file or a query is read in order). Reads the
+    directory listing only."""
+    if isinstance(source, ParquetSource):
+        try:
+            return max(1, len(_parquet_dataset(source).files))
+        except (OSError, pa.ArrowException) as exc:
+            raise SourceError(f"{describe(source)}: cannot read ({type(exc).__name__})") from None
+    return 1
+
+
+def _parquet_chunks(
+    source: ParquetSource, names: list[str], rows: int, shard: int | None
+) -> Iterator[pd.DataFrame]:
+    """A Parquet dataset file by file, each file's batches streamed by its own reader
+    (pyarrow's dataset scanner held 0.9 GB reading a 10-file dataset of 1M-row groups,
+    with its readahead at one; a file reader holds 0.37 GB, flat in the files); a hive
+    partition's values are columns, typed as the dataset's schema types them."""
+    dataset = _parquet_dataset(source)
+    for i, fragment in enumerate(dataset.get_fragments()):
+        if shard is not None and i != shard:
+            continue
+        keys = pads.get_partition_keys(fragment.partition_expression)
+        with pq.ParquetFile(fragment.path, pre_buffer=False) as file:
+            present = [n for n in names if n in file.schema_arrow.names]
+            for batch in file.iter_batches(batch_size=rows, columns=present):
+                if not batch.num_rows:
+                    continue
+                frame = batch.to_pandas()
+                for name in names:
+                    if name not in present:  # a partition's value (None: the null partition)
+                        value = keys.get(name)
+                        kind = dataset.schema.field(name).type.to_pandas_dtype()
+                        frame[name] = pd.Series(
+                            value, index=frame.index, dtype=kind if value is not None else object
+                        )
+                yield frame[names]
+
+
+def _raw_chunks(
+    source: Source, columns: Mapping[str, object], rows: int, shard: int | None
+) -> Iterator[pd.DataFrame]:
+    if shard not in (None, 0) and not isinstance(source, ParquetSource):
+        raise SourceError(f"{describe(source)}: is read as one shard")
     if isinstance(source, CsvSource):
         yield from pd.read_csv(
             source.path,
@@ -179,15 +224,7 @@ def _raw_chunks(source: Source, columns: Mapping[str, object], rows: int) -> Ite
             chunksize=rows,
         )
     elif isinstance(source, ParquetSource):
-        batches = _parquet_dataset(source).to_batches(
-            columns=list(columns),
-            batch_size=rows,
-            batch_readahead=1,  # pyarrow reads ahead 16 batches of 4 files by default:
-            fragment_readahead=1,  # memory that grows with the files, not one chunk
-        )
-        for batch in batches:
-            if batch.num_rows:
-                yield batch.to_pandas()
+        yield from _parquet_chunks(source, list(columns), rows, shard)
     else:
         from sqlalchemy.exc import SQLAlchemyError
 
@@ -203,15 +240,20 @@ def _raw_chunks(source: Source, columns: Mapping[str, object], rows: int) -> Ite
 
 
 def read_chunks(
-    source: Source, columns: Mapping[str, object], *, rows: int = CHUNK_ROWS
+    source: Source,
+    columns: Mapping[str, object],
+    *,
+    rows: int = CHUNK_ROWS,
+    shard: int | None = None,
 ) -> Iterator[pd.DataFrame]:
-    """Every row of a source, at most ``rows`` at a time (declared columns only, text
-    columns as text): pandas' chunked CSV reader, pyarrow's dataset scanner (a file or a
-    partitioned directory), or a server-side SQL cursor, so memory holds one chunk.
-    Errors name the source and the kind of failure, never a line of it."""
+    """Every row of a source (or of one of its :func:`shards`), at most ``rows`` at a
+    time (declared columns only, text columns as text): pandas' chunked CSV reader, a
+    Parquet file or partitioned directory file by file, or a server-side SQL cursor, so
+    memory holds one chunk. Errors name the source and the kind of failure, never a line
+    of it."""
     check_columns(source, columns)
     try:
-        for frame in _raw_chunks(source, columns, int(rows)):
+        for frame in _raw_chunks(source, columns, int(rows), shard):
             yield _text_frame(frame, columns)
     except UnicodeDecodeError:
         raise SourceError(

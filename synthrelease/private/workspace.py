@@ -6,7 +6,6 @@ Trusted reader. Directories are created 0700 and files 0600. Prefect tasks pass 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from synthrelease.errors import SourceError
 from synthrelease.owner_only import FILE_MODE, private_dir
@@ -42,14 +42,14 @@ class RunPaths:
         return self.split / "holdout.parquet"
 
     @property
-    def train_parts(self) -> Path:
-        """Every training row, as Parquet parts (:class:`~synthrelease.private.parts.RowParts`)."""
-        return self.split / "train"
+    def source(self) -> Path:
+        """The ingested source: codes, per-row facts, the split (:mod:`~synthrelease.private.parts`)."""
+        return self.split / "source"
 
     @property
-    def holdout_parts(self) -> Path:
-        """Every holdout row, as Parquet parts."""
-        return self.split / "holdout"
+    def heldout(self) -> Path:
+        """The ingested holdout source, where the spec declares one."""
+        return self.split / "heldout"
 
     @property
     def model(self) -> Path:
@@ -104,7 +104,7 @@ class Workspace:
 def bernoulli_holdout(frame: pd.DataFrame, *, fraction: float, key: bytes) -> np.ndarray:
     """One independent coin per row, True (holdout) with probability ``fraction``.
 
-    A row's coin is a keyed pseudo-random function (BLAKE2b, 128-bit secret ``key`` drawn
+    A row's coin is a keyed pseudo-random function (AES-128 under a secret ``key`` drawn
     per run from the noise source) of the row's content and its occurrence number among
     identical rows, so it does not depend on any other row: adding a row to the table
     never moves another row between the parts, and the training part of neighbouring
@@ -124,18 +124,21 @@ def content_hashes(frame: pd.DataFrame) -> np.ndarray:
 def holdout_coins(content: np.ndarray, *, fraction: float, key: bytes) -> np.ndarray:
     """The coins of :func:`bernoulli_holdout` from the rows' content hashes, in the rows'
     order: every row identical to another must be in ``content`` (the occurrence number
-    counts them), which is why streaming ingestion splits hash buckets, not chunks."""
+    counts them), which is why streaming ingestion splits hash buckets, not chunks.
+
+    Each row's 16 bytes (content hash, occurrence number) are one AES block, enciphered
+    under ``key`` (the ``cryptography`` package, one call for all rows: a block cipher
+    is a pseudo-random permutation, and distinct rows are distinct blocks); the first 53
+    bits of the block, as a fraction, are the row's uniform draw."""
     if len(key) < 16:
         raise ValueError("the split key must have at least 128 bits")
     if content.size == 0:
         return np.zeros(0, dtype=bool)
     occurrence = pd.Series(content).groupby(content).cumcount().to_numpy(dtype=np.uint64)
-    payload = np.stack([content, occurrence], axis=1).tobytes()
-    digests = b"".join(
-        hashlib.blake2b(payload[i : i + 16], key=key, digest_size=8).digest()
-        for i in range(0, len(payload), 16)
-    )
-    uniform = (np.frombuffer(digests, dtype="<u8") >> np.uint64(11)).astype(np.float64) / 2.0**53
+    blocks = np.stack([content, occurrence], axis=1).astype("<u8").tobytes()
+    cipher = Cipher(algorithms.AES(bytes(key[:16])), modes.ECB()).encryptor()
+    out = np.frombuffer(cipher.update(blocks) + cipher.finalize(), dtype="<u8")[::2]
+    uniform = (out >> np.uint64(11)).astype(np.float64) / 2.0**53
     return uniform < float(fraction)
 
 
