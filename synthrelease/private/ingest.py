@@ -237,7 +237,7 @@ def ingest_shard(job: ShardJob) -> ShardDone:
     order, codes, facts, rows (if kept), sample candidates and bucketed hashes, under
     ``job.root``."""
     names = list(job.columns)
-    counts: dict[str, dict[str, int]] = {}
+    counts: list[dict[str, dict[str, int]]] = []
     seed = hashlib.blake2b(b"samples%d" % (job.shard or 0), key=job.key, digest_size=8).digest()
     candidates = _Candidates(job.root / "candidates", job.candidates, _rng(seed))
     resolved = all(getattr(c, "declared", True) for c in job.columns.values())
@@ -248,10 +248,7 @@ def ingest_shard(job: ShardJob) -> ShardDone:
     start = 0
     for chunk in read_chunks(job.source, job.columns, rows=job.chunk_rows, shard=job.shard):
         frame, chunk_counts = enforce_frame(chunk, job.columns)
-        for name, entry in chunk_counts.items():
-            total = counts.setdefault(name, {})
-            for k, v in entry.items():
-                total[k] = total.get(k, 0) + int(v)
+        counts.append(chunk_counts)
         rows = frame[names].reset_index(drop=True)
         writer.add(rows, row_facts(rows, job.columns) if resolved else None)
         if codes is not None and disc is not None:
@@ -266,7 +263,7 @@ def ingest_shard(job: ShardJob) -> ShardDone:
     if buckets is not None:
         buckets.close()
     held = buckets.held if buckets is not None else None
-    return ShardDone(start, counts, candidates.smallest, held)
+    return ShardDone(start, _sum_counts(counts), candidates.smallest, held)
 
 
 def _rng(seed: bytes) -> np.random.Generator:
