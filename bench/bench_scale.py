@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import resource
@@ -45,6 +46,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 ADULT = ROOT.parent / "shared" / "data" / "adult_train.csv"
 FILE_ROWS = 1_000_000
+PG_ENV = "BENCH_PG_URL"
+PG_PLACE = "PostgreSQL, counted there"
 STEPS = ("reserve", "train", "sample", "check", "gate", "publish", "finish")
 
 
@@ -68,6 +71,46 @@ def write_dataset(rows: int, folder: Path, *, seed: int = 0) -> Path:
         part.to_parquet(folder / f"part-{i:05d}.parquet", index=False)
     done.touch()
     return folder
+
+
+def load_postgres(url: str, data: Path) -> None:
+    """The dataset as the PostgreSQL table ``adult`` (typed as the spec declares its
+    columns: integers as bigint, categories as text), file by file through COPY."""
+    import psycopg
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    columns = yaml.safe_load((ROOT / "configs" / "adult.yaml").read_text())["schema"]["columns"]
+    types = {
+        n: "bigint"
+        if c["type"] == "numerical" and c.get("integer")
+        else "double precision"
+        if c["type"] == "numerical"
+        else "text"
+        for n, c in columns.items()
+    }
+    start = time.perf_counter()
+    with psycopg.connect(
+        url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as conn:
+        conn.execute("DROP TABLE IF EXISTS adult")
+        conn.execute(
+            "CREATE TABLE adult (" + ", ".join(f'"{n}" {t}' for n, t in types.items()) + ")"
+        )
+        names = ", ".join(f'"{n}"' for n in types)
+        for path in sorted(data.glob("part-*.parquet")):
+            table = pq.read_table(path, columns=list(types))
+            out = io.BytesIO()
+            pacsv.write_csv(table, out, pacsv.WriteOptions(include_header=False))
+            with (
+                conn.cursor() as cur,
+                cur.copy(f"COPY adult ({names}) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                copy.write(out.getvalue())
+        conn.execute("ANALYZE adult")
+    print(
+        f"(loaded {data.name} into PostgreSQL in {time.perf_counter() - start:.0f} s)", flush=True
+    )
 
 
 def write_spec(folder: Path, data: Path, *, generator: str, synthetic: int) -> Path:
@@ -122,6 +165,11 @@ def main() -> None:
     parser.add_argument("--dask", action="store_true", help="also on a local 2-worker cluster")
     parser.add_argument("--synthetic", type=float, default=100_000)
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "bench_scale")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also from a PostgreSQL table (a server this bench starts; counted in the database)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -135,12 +183,28 @@ def main() -> None:
     print(header)
     print("|" + "---|" * (header.count("|") - 1))
     per_file: list[tuple[int, float, float]] = []  # (files, train s x workers / files, rest s)
-    places = [(f"{w} process{'es' if int(w) > 1 else ''}", int(w)) for w in args.workers.split(",")]
+    places = [
+        (f"{w} process{'es' if int(w) > 1 else ''}", int(w))
+        for w in args.workers.split(",")
+        if w.isdigit()  # "none": only the PostgreSQL source
+    ]
     if args.dask:
         places.append(("Dask, 2 workers", 2))
+    server = contextlib.ExitStack()
+    if args.postgres:
+        sys.path.insert(0, str(ROOT))
+        from tests.pg import postgres_server
+
+        url = server.enter_context(postgres_server())
+        if url is None:
+            raise SystemExit("PostgreSQL is not installed (scripts/ensure-postgres.sh)")
+        os.environ[PG_ENV] = url
+        places.append((PG_PLACE, 1))
     for rows in (int(float(x)) for x in args.rows.split(",")):
         data = write_dataset(rows, args.data / f"adult_{rows}")
         files = len(list(data.glob("part-*.parquet")))
+        if args.postgres:
+            load_postgres(os.environ[PG_ENV], data)
         for generator in args.generators.split(","):
             for place, workers in places:
                 out = _release(data, generator, args.synthetic, place, workers)
@@ -154,9 +218,10 @@ def main() -> None:
                     f"{'yes' if out['published'] else out['failure'] or 'no'} |",
                     flush=True,
                 )
-                if generator == "mst":
+                if generator == "mst" and place != PG_PLACE:
                     other = sum(s.values()) - s["train"]
                     per_file.append((files, s["train"] * workers / files, other))
+    server.close()
     if per_file:
         _, cost, other = max(per_file)  # the largest dataset measured (ties: the dearest)
         print(
@@ -186,6 +251,10 @@ def _release(data: Path, generator: str, synthetic: float, place: str, workers: 
             )
             env["SYNTHRELEASE_DASK_ADDRESS"] = cluster.scheduler_address
         spec = write_spec(Path(tmp), data, generator=generator, synthetic=int(synthetic))
+        if place == PG_PLACE:
+            raw = yaml.safe_load(spec.read_text())
+            raw["source"] = {"kind": "sql", "url_env": PG_ENV, "table": "adult"}
+            spec.write_text(yaml.safe_dump(raw, sort_keys=False))
         done = subprocess.run(
             [sys.executable, __file__, "--one", str(spec)],
             capture_output=True,

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from synthrelease.errors import GeneratorError
 from synthrelease.generators.accounting import PrivacyReport
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.codes import CountedCodes, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -142,7 +142,9 @@ class DPGenerator(ABC):
 
     # ------------------------------------------------------------------ interface
     @abstractmethod
-    def fit(self, table: SensitiveTable | SensitiveCodes, *, noise: NoiseSource) -> PrivacyReport:
+    def fit(
+        self, table: SensitiveTable | SensitiveCodes | CountedCodes, *, noise: NoiseSource
+    ) -> PrivacyReport:
         """Fit on sensitive rows (or, where :attr:`reads_codes`, the pipeline's code
         store) with noise from ``noise``; returns what was spent."""
 
@@ -166,6 +168,12 @@ class DPGenerator(ABC):
         return False
 
     @property
+    def counts_only(self) -> bool:
+        """Whether :meth:`fit` needs nothing of the rows but exact marginal counts, so it
+        can train from a :class:`CountedCodes` (a database counting where the rows are)."""
+        return False
+
+    @property
     def fitted(self) -> bool:
         return self.report is not None
 
@@ -178,6 +186,8 @@ class DPGenerator(ABC):
         """``fit`` takes a SensitiveTable (or, where :attr:`reads_codes`, the pipeline's
         SensitiveCodes) and a NoiseSource (never a bare frame or rng)."""
         if isinstance(table, SensitiveCodes) and self.reads_codes:
+            pass
+        elif isinstance(table, CountedCodes) and self.counts_only:
             pass
         elif not isinstance(table, SensitiveTable):
             raise GeneratorError(f"{self.name}.fit takes a SensitiveTable")

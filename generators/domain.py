@@ -60,7 +60,7 @@ class ColumnCoder:
             return declared_bounds(s)
         raise GeneratorError(f"column {self.name!r}: a {s.type} column has no bounds")
 
-    def _integer_steps(self) -> bool:
+    def integer_steps(self) -> bool:
         """Integer columns with a small range get one code per value."""
         s = self.spec
         if not (isinstance(s, NumericalColumn) and s.edges is None and s.integer):
@@ -104,7 +104,7 @@ class ColumnCoder:
             edges = self._edges()
             if edges is not None:
                 codes[present] = np.searchsorted(edges, x, side="right")
-            elif self._integer_steps():
+            elif self.integer_steps():
                 codes[present] = np.rint(x - lo).astype(np.int64)
             else:
                 k = np.floor((x - lo) / (hi - lo) * self.bins).astype(np.int64)
@@ -171,7 +171,7 @@ class ColumnCoder:
             )
             out[null] = pd.NA if s.integer else np.nan
             return out.rename(self.name)
-        if self._integer_steps():
+        if self.integer_steps():
             x = lo + k.astype(float)
         else:
             width = (hi - lo) / self.bins
@@ -183,7 +183,7 @@ class ColumnCoder:
             return out.rename(self.name)
         if s.integer:
             x = np.clip(np.floor(x), np.ceil(lo), np.floor(hi))
-            if not self._integer_steps() and len(x):
+            if not self.integer_steps() and len(x):
                 # floor() can land one below the bin's first integer: move it back in, so
                 # that decoded values re-encode to the sampled code (bins are >= 1 wide).
                 below = np.floor((x - lo) / (hi - lo) * self.bins) < k

@@ -61,7 +61,7 @@ def grid_boundaries(name: str, spec: NumericalColumn) -> np.ndarray:
     """Upper boundary of each fine-grid cell of ``spec`` (as encoded by ColumnCoder)."""
     coder = ColumnCoder(name, spec, _grid_bins(spec))
     lo, hi = declared_bounds(spec)
-    if coder._integer_steps():
+    if coder.integer_steps():
         return lo + np.arange(1, coder.bins + 1, dtype=float)
     return lo + (hi - lo) * np.arange(1, coder.bins + 1, dtype=float) / coder.bins
 

@@ -88,7 +88,7 @@ from synthrelease.generators.dpsgd.train import (
     use_autocast,
 )
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import RowAccess, SensitiveCodes
+from synthrelease.private.codes import CountedCodes, RowAccess, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -275,7 +275,7 @@ class DPSGDGenerator(DPGenerator):
     # ------------------------------------------------------------------ fit
     def fit(
         self,
-        table: SensitiveTable | SensitiveCodes,  # codes: where reads_codes
+        table: SensitiveTable | SensitiveCodes | CountedCodes,  # codes: where reads_codes
         *,
         noise: NoiseSource,
         checkpoint: Path | str | None = None,
@@ -283,6 +283,8 @@ class DPSGDGenerator(DPGenerator):
     ) -> DPSGDReport:
         self._check_fit_args(table, noise)
         with cpu_threads(self.params.threads), ExitStack() as stack:
+            if isinstance(table, CountedCodes):  # refused by _check_fit_args: counts only
+                raise GeneratorError("dpsgd reads rows, not counts")
             rows = (
                 table
                 if isinstance(table, SensitiveTable)

@@ -40,7 +40,7 @@ from synthrelease.generators.marginal.data import ExactMarginals, encode_rows
 from synthrelease.generators.marginal.estimation import Measurement, estimate
 from synthrelease.generators.marginal.jtree_sampler import GraphicalModel
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.codes import CountedCodes, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -150,7 +150,9 @@ class AIMGenerator(MarginalGenerator):
             )
 
     # ------------------------------------------------------------------ fit
-    def fit(self, table: SensitiveTable | SensitiveCodes, *, noise: NoiseSource) -> PrivacyReport:
+    def fit(
+        self, table: SensitiveTable | SensitiveCodes | CountedCodes, *, noise: NoiseSource
+    ) -> PrivacyReport:
         """READS SENSITIVE ROWS (via ``encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         self._check_fit_args(table, noise)

@@ -24,7 +24,7 @@ from synthrelease.generators.domain import DEFAULT_BINS, Discretiser
 from synthrelease.generators.dp_domain import public_count
 from synthrelease.generators.marginal.data import encode_rows
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.codes import CountedCodes, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -106,6 +106,11 @@ class MarginalGenerator(DPGenerator):
         return not self.params.quantile_edges
 
     @property
+    def counts_only(self) -> bool:
+        """MST and AIM measure marginal counts and nothing else of the rows."""
+        return self.reads_codes
+
+    @property
     def resolved_columns(self) -> dict[str, Column]:
         """The declared columns with the DP-learned edges filled in (public after fit)."""
         return {
@@ -116,7 +121,11 @@ class MarginalGenerator(DPGenerator):
         }
 
     def _learn_edges(
-        self, table: SensitiveTable | SensitiveCodes, *, rho: float, noise: NoiseSource
+        self,
+        table: SensitiveTable | SensitiveCodes | CountedCodes,
+        *,
+        rho: float,
+        noise: NoiseSource,
     ) -> BudgetLine:
         """DP quantile edges for ``quantile_edges`` (one budget line); rebuilds the domain."""
         names = list(self.params.quantile_edges)

@@ -25,21 +25,24 @@ import numpy as np
 from synthrelease.errors import GeneratorError, SchemaMismatchError
 from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.marginal.jtree import Clique
-from synthrelease.private.codes import CHUNK_ROWS, SensitiveCodes, code_dtype
+from synthrelease.private.codes import CHUNK_ROWS, CountedCodes, SensitiveCodes, code_dtype
 from synthrelease.private.table import SensitiveTable
 
 DEFAULT_CACHE_CELLS = 2**24  # 128 MB of float64 answers
 
 
-CodeSource = np.ndarray | SensitiveCodes
+CodeSource = np.ndarray | SensitiveCodes | CountedCodes
 
 
-def encode_rows(table: SensitiveTable | SensitiveCodes, disc: Discretiser) -> CodeSource:
+def encode_rows(
+    table: SensitiveTable | SensitiveCodes | CountedCodes, disc: Discretiser
+) -> CodeSource:
     """READS SENSITIVE ROWS: codes of the declared columns, shape (columns, rows), in
-    memory; or, for a code store written by the pipeline's one-pass ingestion, the store
-    itself (checked against the domain), read chunk by chunk by :class:`ExactMarginals`."""
+    memory; or, for a code store written by the pipeline's one-pass ingestion (or codes
+    that a database counts where they are), the store itself (checked against the
+    domain), read chunk by chunk (or asked for counts) by :class:`ExactMarginals`."""
     sizes = list(disc.sizes.values())
-    if isinstance(table, SensitiveCodes):
+    if isinstance(table, (SensitiveCodes, CountedCodes)):
         if table.names != list(disc.names) or table.sizes != sizes:
             raise SchemaMismatchError("the code store was written for another domain")
         return table
@@ -93,6 +96,8 @@ class ExactMarginals:
             raise GeneratorError("exact marginals already released")
         if isinstance(codes, SensitiveCodes):
             yield from codes.reveal(rows=CHUNK_ROWS)  # READS SENSITIVE CODES
+        elif isinstance(codes, CountedCodes):
+            raise GeneratorError("codes counted in a database are not read row by row")
         else:
             for start in range(0, codes.shape[1], CHUNK_ROWS):
                 yield codes[:, start : start + CHUNK_ROWS]
@@ -101,6 +106,13 @@ class ExactMarginals:
         """One pass over the rows, counting every clique of ``cliques``."""
         start = time.perf_counter()
         cells = [math.prod(self.sizes[a] for a in c) for c in cliques]
+        if isinstance(self._codes, CountedCodes):  # counted where the rows are
+            tables = [
+                self._tally(c, n, *found)
+                for c, n, found in zip(cliques, cells, self._codes.reveal_counts(cliques))
+            ]
+            self.seconds += time.perf_counter() - start
+            return tables
         tables = [np.zeros(n, dtype=np.int64) for n in cells]
         used = sorted({a for c in cliques for a in c})
         for chunk in self._chunks():
@@ -115,6 +127,15 @@ class ExactMarginals:
                 table += np.bincount(flat, minlength=n)
         self.seconds += time.perf_counter() - start
         return [t.astype(np.float64) for t in tables]
+
+    def _tally(self, clique: Clique, n: int, codes: np.ndarray, found: np.ndarray) -> np.ndarray:
+        """A clique's flat table from the cells a :class:`CountedCodes` found (codes on
+        the store's domain, mapped here onto the compressed one)."""
+        flat = np.zeros(len(found), dtype=np.int64)
+        for row, a in zip(codes, clique):
+            column = row.astype(np.int64)
+            flat = flat * self.sizes[a] + (column if self._maps is None else self._maps[a][column])
+        return np.bincount(flat, weights=found.astype(np.float64), minlength=n)
 
     def prefetch(self, cliques: Sequence[Clique]) -> None:
         """Count every clique of ``cliques`` not yet known in one pass and keep them (as
@@ -136,6 +157,8 @@ class ExactMarginals:
                 axes = tuple(i for i, a in enumerate(sup) if a not in clique)
                 return self._keep(clique, shaped.sum(axis=axes).ravel())
         if not clique:
+            if isinstance(self._codes, CountedCodes):
+                return np.array([float(self._codes.reveal_counts([()])[0][1].sum())])
             return np.array([float(sum(c.shape[1] for c in self._chunks()))])
         return self._keep(clique, self._count([clique])[0])
 

@@ -44,7 +44,7 @@ from synthrelease.generators.marginal.jtree import DisjointSets
 from synthrelease.generators.marginal.mst_estimate import estimate_tree_model
 from synthrelease.generators.marginal.mst_sampler import TreeModel
 from synthrelease.generators.noise import NoiseSource
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private.codes import CountedCodes, SensitiveCodes
 from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import Column
 
@@ -216,7 +216,9 @@ class MSTGenerator(MarginalGenerator):
         self._init_domain()
         self.model: TreeModel | None = None
 
-    def fit(self, table: SensitiveTable | SensitiveCodes, *, noise: NoiseSource) -> PrivacyReport:
+    def fit(
+        self, table: SensitiveTable | SensitiveCodes | CountedCodes, *, noise: NoiseSource
+    ) -> PrivacyReport:
         """READS SENSITIVE ROWS (once, via ``marginal.data.encode_rows``); spends exactly
         cdp_rho(epsilon, delta) with noise from ``noise``; never calls ``len(table)``."""
         self._check_fit_args(table, noise)

@@ -5,13 +5,17 @@ whatever ends it. It reads the source once, chunk by chunk (:mod:`synthrelease.p
 applies the out-of-domain rules row by row, splits the holdout by independent Bernoulli
 coins (add/remove neighbours), writes the training codes, both parts and the checks'
 bounded samples; then fits the generator (MST and AIM from the code store, chunk by
-chunk) and checks the spend. ``sample`` draws the synthetic table (post-processing).
+chunk) and checks the spend. A PostgreSQL source of MST or AIM is read and counted
+inside the database instead (:mod:`synthrelease.private.database`): only counts and the
+bounded samples leave it. ``sample`` draws the synthetic table (post-processing).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,9 +36,8 @@ from synthrelease.pipeline.context import (
     write_json,
 )
 from synthrelease.pipeline.executors import ingest_executor
-from synthrelease.private.codes import SensitiveCodes
+from synthrelease.private import database
 from synthrelease.private.ingest import ingest
-from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import ReleaseSpec
 
 log = logging.getLogger(__name__)
@@ -42,8 +45,8 @@ log = logging.getLogger(__name__)
 SAMPLE_CHUNK = 1_000_000  # synthetic rows drawn and written at a time
 
 
-def _discretiser(spec: ReleaseSpec) -> Discretiser:
-
+def discretiser_of(spec: ReleaseSpec) -> Discretiser:
+    """The spec's declared domain, as the train step codes it."""
     bins = int(spec.generator.params.get("bins", DEFAULT_BINS))
     declared = {n: c for n, c in spec.columns.items() if getattr(c, "declared", True)}
     return Discretiser(declared, default_bins=bins)  # undeclared: the generator's DP estimate
@@ -55,7 +58,6 @@ def train(run: PinnedRun) -> PrivacyReport:
 
     spec, paths = run.spec, run.paths
     noise = make_noise(spec.privacy)
-    discretiser = _discretiser(spec)
     generator = build_generator(  # parameters checked before any row is read
         spec.generator,
         spec.columns,
@@ -64,18 +66,59 @@ def train(run: PinnedRun) -> PrivacyReport:
         target=spec.target,  # AIM's default workload (issue 4); ignored by the others
         domain_share=spec.privacy.domain_share,  # DP domains (dpsgd); ignored by the others
     )
-    key = _split_key(noise)
+    with _training_part(run, generator, key=_split_key(noise)) as train_part:
+        log.info("training", extra={"generator": spec.generator.name, "run_id": run.run_id})
+        report = generator.fit(train_part, noise=noise)
+    tighten(generator.save(paths.model))
+    privacy = report.to_dict()
+    check_spend(privacy, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta)
+    _warn_on_delta(spec, generator)
+    write_json(paths.root / PRIVACY_FILE, privacy)
+    return report
+
+
+@contextlib.contextmanager
+def _training_part(run: PinnedRun, generator: Any, *, key: bytes) -> Iterator[Any]:
+    """Marks the run touched, reads the source once (split, samples, the private
+    ``domain.json``) and yields what the generator fits on: the rows, the code store, or
+    the codes a PostgreSQL source counts where they are (:mod:`~synthrelease.private.database`;
+    its session stays open while the generator counts)."""
+    spec, paths = run.spec, run.paths
+    discretiser = discretiser_of(spec)
     sample_rows = int(spec.gate.real_rows)
     holdout_source = spec.holdout.source
+    fraction = None if holdout_source else float(spec.holdout.fraction or 0.2)
+    counted = database.plan(  # the database's column types only, never a row
+        spec.source,
+        spec.columns,
+        discretiser if generator.reads_codes else None,
+        counts_only=generator.counts_only,
+        fraction=fraction,
+    )
+    label = f"table {spec.name!r}"
+    if counted is not None:
+        (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
+        with database.Session(counted, key=key) as session:
+            codes, counts, rows = database.ingest(
+                session,
+                root=paths.source,
+                label=label,
+                columns=spec.columns,
+                sample_rows=sample_rows,
+                sample_paths=(paths.train, paths.holdout),
+            )
+            write_json(paths.root / DOMAIN_FILE, {"source": counts, "rows": {"train": rows[0]}})
+            yield codes
+        return
     with ingest_executor() as executor:  # set up (and checked) before any row is read
         (paths.root / TOUCHED).touch(mode=FILE_MODE)  # from here on, the run is spent
         ingested = ingest(  # one pass: domain rules, codes, facts; split, samples
             spec.source,
             spec.columns,
             root=paths.source,
-            label=f"table {spec.name!r}",
+            label=label,
             discretiser=discretiser if generator.reads_codes else None,
-            fraction=None if holdout_source else float(spec.holdout.fraction or 0.2),
+            fraction=fraction,
             sample_paths=(paths.train, None if holdout_source else paths.holdout),
             keep_rows=not generator.reads_codes,
             key=key,
@@ -99,17 +142,7 @@ def train(run: PinnedRun) -> PrivacyReport:
             )
             domain["holdout"] = held.counts
     write_json(paths.root / DOMAIN_FILE, domain)  # private: real-data counts
-    train_part: SensitiveTable | SensitiveCodes = (
-        ingested.codes if ingested.codes is not None else ingested.train.load()
-    )
-    log.info("training", extra={"generator": spec.generator.name, "run_id": run.run_id})
-    report = generator.fit(train_part, noise=noise)
-    tighten(generator.save(paths.model))
-    privacy = report.to_dict()
-    check_spend(privacy, epsilon=spec.privacy.epsilon, delta=spec.privacy.delta)
-    _warn_on_delta(spec, generator)
-    write_json(paths.root / PRIVACY_FILE, privacy)
-    return report
+    yield ingested.codes if ingested.codes is not None else ingested.train.load()
 
 
 def _split_key(noise: Any) -> bytes:

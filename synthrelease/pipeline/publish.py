@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from synthrelease.errors import FirewallError
 from synthrelease.firewall import Artifact, Provenance
 from synthrelease.manifest import build_manifest, release_readme
 from synthrelease.models.release import model_entries, train_release_models
@@ -25,6 +26,8 @@ from synthrelease.pipeline.context import (
     PinnedRun,
     write_json,
 )
+from synthrelease.pipeline.fit import discretiser_of
+from synthrelease.private import database
 from synthrelease.private.model_eval import evaluate_models
 from synthrelease.private.parts import StoredPart
 from synthrelease.private.rowscan import scan_tables
@@ -169,18 +172,39 @@ def _internal_release_checks(spec: ReleaseSpec, paths: RunPaths, files: dict[str
     holdout = ws.load_table(paths.holdout, label=f"{spec.name}:holdout")
     tables = {rel: a.path for rel, a in files.items() if a.provenance is Provenance.SYNTHETIC}
     heldout = spec.holdout.source is not None
-    row_scan = scan_tables(  # every real row, streamed from the parts
-        tables,
-        train=StoredPart(paths.source, f"{spec.name}:train", None if heldout else 0),
-        holdout=(
-            StoredPart(paths.heldout, f"{spec.name}:holdout")
-            if heldout
-            else StoredPart(paths.source, f"{spec.name}:holdout", 1)
-        ),
-        columns=spec.columns,
-        train_sample=train,
-        holdout_sample=holdout,
-    )
+    if database.in_database(paths.source):  # the rows never left the database
+        counted = database.plan(
+            spec.source,
+            spec.columns,
+            discretiser_of(spec),
+            counts_only=True,
+            fraction=float(spec.holdout.fraction or 0.2),
+        )
+        if counted is None:
+            raise FirewallError(
+                "row scan: the source's columns changed since training; nothing was published"
+            )
+        row_scan = database.scan_tables(
+            tables,
+            plan_=counted,
+            root=paths.source,
+            columns=spec.columns,
+            train_sample=train,
+            holdout_sample=holdout,
+        )
+    else:
+        row_scan = scan_tables(  # every real row, streamed from the parts
+            tables,
+            train=StoredPart(paths.source, f"{spec.name}:train", None if heldout else 0),
+            holdout=(
+                StoredPart(paths.heldout, f"{spec.name}:holdout")
+                if heldout
+                else StoredPart(paths.source, f"{spec.name}:holdout", 1)
+            ),
+            columns=spec.columns,
+            train_sample=train,
+            holdout_sample=holdout,
+        )
     models = {
         m.name: (
             (paths.root / "models" / m.name / "model.onnx").read_bytes(),

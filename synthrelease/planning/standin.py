@@ -94,7 +94,7 @@ def _marginal(coder: ColumnCoder, rng: np.random.Generator) -> np.ndarray:
             p[labels] = OTHER_SHARE
     elif isinstance(spec, DatetimeColumn):
         p = np.ones(k)
-    elif coder._integer_steps() and k <= 40:  # one code per integer: a small count scale
+    elif coder.integer_steps() and k <= 40:  # one code per integer: a small count scale
         weights = (np.arange(k) + 1.0) ** -ZIPF
         p = weights[rng.permutation(k)] / weights.sum()
     elif rng.random() < SPIKE_ODDS:

@@ -25,7 +25,7 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -327,3 +327,68 @@ def _write_index(root: Path, total: int, select: Selection) -> tuple[Path, int]:
         path.unlink(missing_ok=True)
         raise
     return path, count
+
+
+Counter = Callable[[Sequence[tuple[int, ...]]], list[tuple[np.ndarray, np.ndarray]]]
+
+
+class CountedCodes:
+    """Training codes that stay where they are (a database) and answer counts only:
+    ``counter(cliques)`` returns, per clique of column positions, the cells present
+    (codes, shape ``(len(clique), cells)``) and their exact counts. The application
+    layer builds it (``synthrelease.private.database``); the marginal generators count
+    through it as through a code store. Exact counts are as private as the rows:
+    :meth:`reveal_counts` answers only the trusted readers, and the object refuses
+    ``len()``, pickling and printing."""
+
+    __slots__ = ("_names", "_sizes", "_counter", "_label")
+    _names: list[str]
+    _sizes: list[int]
+    _counter: Counter
+    _label: str
+
+    def __init__(
+        self, names: Sequence[str], sizes: Sequence[int], counter: Counter, *, label: str
+    ) -> None:
+        object.__setattr__(self, "_names", [str(n) for n in names])
+        object.__setattr__(self, "_sizes", [int(s) for s in sizes])
+        object.__setattr__(self, "_counter", counter)
+        object.__setattr__(self, "_label", label)
+
+    @property
+    def label(self) -> str:
+        return self._label
+
+    @property
+    def names(self) -> list[str]:
+        """Column names are public (declared in the spec)."""
+        return list(self._names)
+
+    @property
+    def sizes(self) -> list[int]:
+        """Domain sizes are public (they follow from the spec)."""
+        return list(self._sizes)
+
+    def reveal_counts(
+        self, cliques: Sequence[tuple[int, ...]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Exact counts of each clique (``()``: the row count), as the cells present and
+        their counts. Only for the modules in ``TRUSTED_READERS``."""
+        caller = str(sys._getframe(1).f_globals.get("__name__", ""))
+        if caller.startswith(LIBRARY) and caller not in TRUSTED_READERS:
+            raise PrivacyError(f"{caller} is not a trusted reader of sensitive rows")
+        return self._counter([tuple(int(a) for a in c) for c in cliques])
+
+    def __len__(self) -> int:
+        raise PrivacyError("the row count of sensitive codes is private; use a DP estimate")
+
+    def __repr__(self) -> str:
+        return f"<CountedCodes {self._label!r}: {len(self._names)} columns, rows hidden>"
+
+    __str__ = __repr__
+
+    def __setattr__(self, name: str, value: Any) -> NoReturn:
+        raise AttributeError("CountedCodes is immutable")
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise PrivacyError(f"refusing to pickle sensitive codes {self._label!r}")

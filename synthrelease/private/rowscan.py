@@ -211,6 +211,28 @@ class _Candidates:
         return self.keys[mask]
 
 
+def verdict(
+    rel: str,
+    *,
+    copies: bool,
+    shares: tuple[float, float],
+    baselines: tuple[float, float],
+    tolerance: float,
+) -> None:
+    """The scan's rules for one table, from its figures: it copies a distinctive real
+    row (rule 1), or its shares of rows equal to a training, a holdout row exceed the
+    baselines by more than ``tolerance`` (rule 2): :class:`FirewallError`, naming only
+    the table."""
+    excess = shares[0] > baselines[0] + tolerance or shares[1] > baselines[1] + tolerance
+    if copies or excess:
+        log.warning("row scan refused a table", extra={"table": rel})
+        raise FirewallError(
+            f"row scan: {rel!r} holds rows identical to sensitive rows "
+            f"({'a distinctive real row' if copies else 'more copies than chance'}); "
+            "nothing was published"
+        )
+
+
 def scan_tables(
     tables: Mapping[str, Path],
     *,
@@ -254,18 +276,20 @@ def scan_tables(
     baseline_t = float(np.isin(holdout_s, in_train).mean()) if len(holdout_s) else 0.0
     baseline_h = float(np.isin(train_s, in_holdout).mean()) if len(train_s) else 0.0
     for rel, _, table_h in scanned:
-        copies = bool(np.isin(table_h, distinctive).any())
-        excess = len(table_h) > 0 and (
-            float(np.isin(table_h, in_train).mean()) > baseline_t + tolerance
-            or float(np.isin(table_h, in_holdout).mean()) > baseline_h + tolerance
+        verdict(
+            rel,
+            copies=bool(np.isin(table_h, distinctive).any()),
+            shares=(
+                (
+                    float(np.isin(table_h, in_train).mean()),
+                    float(np.isin(table_h, in_holdout).mean()),
+                )
+                if len(table_h)
+                else (0.0, 0.0)
+            ),
+            baselines=(baseline_t, baseline_h),
+            tolerance=tolerance,
         )
-        if copies or excess:
-            log.warning("row scan refused a table", extra={"table": rel})
-            raise FirewallError(
-                f"row scan: {rel!r} holds rows identical to sensitive rows "
-                f"({'a distinctive real row' if copies else 'more copies than chance'}); "
-                "nothing was published"
-            )
     passed = frozenset(digest for _, digest, _ in scanned)
     log.info("row scan passed", extra={"tables": len(passed)})
     return RowScanPass(tables=passed)

@@ -53,7 +53,7 @@ def describe(source: object) -> str:
     return "source"
 
 
-def _sql_engine(source: SqlSource) -> Engine:
+def sql_engine(source: SqlSource) -> Engine:
     from sqlalchemy import create_engine
     from sqlalchemy.exc import ArgumentError
 
@@ -69,7 +69,7 @@ def _sql_engine(source: SqlSource) -> Engine:
         ) from None
 
 
-def _sql_select(source: SqlSource, *, header_only: bool) -> TextClause | Select[Any]:
+def sql_select(source: SqlSource, *, header_only: bool) -> TextClause | Select[Any]:
     from sqlalchemy import literal_column, select, table, text
 
     if source.query is not None:
@@ -120,10 +120,10 @@ def read_header(source: object) -> list[str]:
     if isinstance(source, SqlSource):
         from sqlalchemy.exc import SQLAlchemyError
 
-        engine = _sql_engine(source)
+        engine = sql_engine(source)
         try:
             with engine.connect() as conn:
-                return list(conn.execute(_sql_select(source, header_only=True)).keys())
+                return list(conn.execute(sql_select(source, header_only=True)).keys())
         except SQLAlchemyError as exc:
             raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
         finally:
@@ -228,11 +228,11 @@ def _raw_chunks(
     else:
         from sqlalchemy.exc import SQLAlchemyError
 
-        engine = _sql_engine(source)
+        engine = sql_engine(source)
         try:
             # a server-side cursor: the database hands the rows over chunk by chunk
             with engine.connect().execution_options(stream_results=True) as conn:
-                yield from pd.read_sql(_sql_select(source, header_only=False), conn, chunksize=rows)
+                yield from pd.read_sql(sql_select(source, header_only=False), conn, chunksize=rows)
         except SQLAlchemyError as exc:
             raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
         finally:

@@ -26,6 +26,7 @@ TRUSTED_READERS = frozenset(
         "synthrelease.private.workspace",
         "synthrelease.private.draft",
         "synthrelease.private.rowscan",
+        "synthrelease.private.database",  # counting and the row scan inside PostgreSQL
         "synthrelease.private.model_eval",
         "synthrelease.generators.marginal.data",  # MST's, AIM's and DP edges' row encoder
         "synthrelease.generators.dpsgd.generator",
