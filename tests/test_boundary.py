@@ -34,9 +34,19 @@ def _touches_rows(tree: ast.AST) -> bool:
     """Any way to the rows by name: ``.reveal``/``._frame``/``.random_access``/``.reveal_counts`` (codes), or those names as strings
     (``getattr(table, "reveal")``)."""
     for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and node.attr in ("reveal", "_frame", "random_access", "reveal_counts"):
+        if isinstance(node, ast.Attribute) and node.attr in (
+            "reveal",
+            "_frame",
+            "random_access",
+            "reveal_counts",
+        ):
             return True
-        if isinstance(node, ast.Constant) and node.value in ("reveal", "_frame", "random_access", "reveal_counts"):
+        if isinstance(node, ast.Constant) and node.value in (
+            "reveal",
+            "_frame",
+            "random_access",
+            "reveal_counts",
+        ):
             return True
     return False
 

@@ -9,6 +9,7 @@ import datetime as dt
 import os
 import secrets
 from collections import Counter
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,11 @@ COLUMNS = {
         "nullable": True,
     },
     "weight": {"type": "numerical", "lower": 0, "upper": 1_000_000, "integer": True},
+    'odd {name}: "x"': {  # a name and labels that must stay text in SQL
+        "type": "categorical",
+        "categories": ["x :y", "it's", '"q"', "{z}"],
+        "nullable": True,
+    },
     "level": {
         "type": "numerical",
         "lower": 0.0,
@@ -61,6 +67,7 @@ TYPES = {
     "seen": "timestamp",
     "weight": "bigint",
     "level": "numeric",
+    'odd {name}: "x"': "text",
 }
 
 
@@ -81,9 +88,9 @@ def hard_table(n: int, seed: int = 0) -> pd.DataFrame:
     frame = make_table(n, seed).astype(object)
     frame["grade"] = rng.integers(1, 5, n)  # 4 is not declared: dropped
     seen = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.integers(-20, 380, n), unit="D")
-    frame["seen"] = [s.to_pydatetime() for s in seen]
+    frame["seen"] = pd.Series([s.to_pydatetime() for s in seen], dtype=object)
     frame["weight"] = rng.integers(0, 1_000_000, n)
-    frame["level"] = np.round(rng.uniform(-1, 11, n), 2)
+    frame["level"] = pd.Series(np.round(rng.uniform(-1, 11, n), 2), dtype=object)
     frame.loc[rng.random(n) < 0.02, "age"] = 150  # clipped
     frame.loc[rng.random(n) < 0.02, "age"] = None  # dropped (not nullable)
     frame.loc[rng.random(n) < 0.02, "score"] = np.inf  # clipped to 5
@@ -94,6 +101,11 @@ def hard_table(n: int, seed: int = 0) -> pd.DataFrame:
     frame.loc[rng.random(n) < 0.02, "smoker"] = None  # dropped
     frame.loc[rng.random(n) < 0.03, "seen"] = None  # nullable
     frame.loc[rng.random(n) < 0.03, "level"] = None  # nullable, and outside values dropped
+    frame.loc[rng.random(n) < 0.01, "level"] = Decimal("1e400")  # beyond float8: inf, dropped
+    frame.loc[rng.random(n) < 0.01, "level"] = Decimal("1e-400")  # below it: 0.0
+    frame.loc[rng.random(n) < 0.01, "seen"] = dt.datetime(3000, 1, 1)  # beyond pandas: dropped
+    odd = np.array(["x :y", "it's", '"q"', "{z}", "w", None], dtype=object)
+    frame['odd {name}: "x"'] = odd[rng.integers(0, 6, n)]  # "w" is not declared: dropped
     clean = {
         "age": 40,
         "score": 0.5,
@@ -104,6 +116,7 @@ def hard_table(n: int, seed: int = 0) -> pd.DataFrame:
         "seen": dt.datetime(2020, 3, 1),
         "weight": 123_456,
         "level": 3.3,
+        'odd {name}: "x"': "it's",
     }
     for name, value in clean.items():  # a tenth of the rows: one row, repeated
         frame.loc[: n // 10 - 1, name] = value
@@ -115,7 +128,9 @@ def load(url: str, frame: pd.DataFrame, table: str) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(f"DROP TABLE IF EXISTS {table}")
         conn.execute(
-            f"CREATE TABLE {table} (" + ", ".join(f'"{n}" {TYPES[n]}' for n in frame.columns) + ")"
+            f"CREATE TABLE {table} ("
+            + ", ".join('"' + n.replace('"', '""') + f'" {TYPES[n]}' for n in frame.columns)
+            + ")"
         )
         with conn.cursor() as cur, cur.copy(f"COPY {table} FROM STDIN") as copy:
             for row in frame.itertuples(index=False):
@@ -199,6 +214,7 @@ def test_the_split_is_an_independent_keyed_coin_per_row(pg_url, tmp_path, monkey
         seen=dt.datetime(2020, 5, 1),
         weight=np.where(np.arange(8000) < 4000, 5, np.arange(8000)),
         level=1.5,
+        **{'odd {name}: "x"': "x :y"},
     )
     load(pg_url, frame, "coins")
     spec = load_spec(spec_for(tmp_path, "coins"))
@@ -257,6 +273,7 @@ def test_the_row_scan_in_the_database_refuses_a_copied_row(pg_url, tmp_path, mon
         )
     samples = [SensitiveTable(pd.read_parquet(p), label="s") for p in paths]
     kept, _ = enforce_frame(real, spec.columns)
+    kept["seen"] = pd.to_datetime(kept["seen"], format="mixed")  # clipped ones come as text
     fresh = kept.copy()
     fresh["weight"] = np.arange(len(fresh)) * 7 + 3  # no real row
     fresh_path = tmp_path / "fresh.parquet"
@@ -287,7 +304,14 @@ def test_the_row_scan_in_the_database_refuses_a_copied_row(pg_url, tmp_path, mon
     with pytest.raises(FirewallError, match="more copies than chance"):
         scan(many_path)
     dsn = pg_url.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(dsn, autocommit=True) as conn:  # the source changes after training
+    with psycopg.connect(dsn, autocommit=True) as conn:  # the source changes after training:
+        conn.execute("UPDATE scan SET level = 9.5 WHERE weight = 123456")  # the 300 copies
+    with pytest.raises(FirewallError, match="no longer holds"):
+        scan(fresh_path)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE scan SET level = 3.3 WHERE weight = 123456")  # as it was
+    assert scan(fresh_path).tables
+    with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM scan WHERE ctid IN (SELECT ctid FROM scan LIMIT 1)")
     with pytest.raises(FirewallError, match="no longer holds"):
         scan(fresh_path)

@@ -12,8 +12,11 @@ is split from the source itself, and every column has a database type read nativ
    it), its copy key, its side of the holdout split and its sample priority. The split
    is keyed like the file path's: a row's coin is SHA-256 of (the run's key, the row's
    content key, its occurrence number among identical rows), so it is an independent
-   Bernoulli coin per row that only the key's holder can predict. A temporary table
-   lives in the session's own storage on the database server and dies with it.
+   Bernoulli coin per row that only the key's holder can predict (the key reaches the
+   session by ``COPY``, so it is in no statement's text). The session is one
+   ``REPEATABLE READ`` transaction (every statement sees the same rows), rolled back at
+   the end: its temporary tables go with it. Nothing runs ``ANALYZE`` on them, so no
+   real value reaches the catalogue's statistics.
 2. The generator counts through a :class:`~synthrelease.private.codes.CountedCodes`:
    each batch of marginals is one ``GROUP BY GROUPING SETS`` over the training rows'
    codes; only the cells and their counts come back.
@@ -22,7 +25,7 @@ is split from the source itself, and every column has a database type read nativ
    that leave the database, into the private workspace, as on every other path.
 4. At publishing, the firewall's row scan (:func:`scan_tables`) rebuilds the table (same
    key, same statement), checks that the source still has the rows it trained on (a
-   fingerprint: row count, XOR of the copy keys, holdout rows), uploads the tables to be
+   fingerprint: row count, sum of the copy keys, holdout rows), uploads the tables to be
    released (they are synthetic) and the samples to the session, and asks the database
    the scan's questions: how many of a table's rows equal a training row, a holdout
    row, and whether one equals a real row holding a value seen once in a
@@ -33,10 +36,15 @@ numerical columns from ``smallint``, ``integer``, ``bigint``, ``real``, ``double
 precision`` or ``numeric`` (NaN reads as null, as in pandas); categorical columns
 from ``text``, ``character varying`` or an integer type (its integer text, as
 :func:`synthrelease.values.label` reads it); boolean columns from ``boolean``;
-datetime columns from ``timestamp``, ``timestamptz`` (in UTC) or ``date``. Any other
-combination, another database, DP-SGD or a separate holdout source: the rows are
-streamed as before (:func:`plan` says why, in the run's log: names of columns and types,
-never a value).
+datetime columns from ``timestamp``, ``timestamptz`` (in UTC) or ``date`` (a date
+pandas cannot hold, or an infinite one, cannot be read: dropped, as when streaming); a
+``numeric`` beyond float8's range reads as an infinity, as pandas reads it, never as an
+error that one row could cause. Text is compared byte for byte (``COLLATE "C"``). Any
+other combination, another database or driver (``postgresql+psycopg``, PostgreSQL 14 or
+later), DP-SGD or a separate holdout source: the rows are streamed as before
+(:func:`plan` says why, in the run's log: names of columns and types, never a value).
+Statements go to the driver as written (no parameter processing), so names and labels
+holding ``:``, ``%`` or braces stay text.
 
 ``tests/test_database.py`` checks, on a real PostgreSQL, that the counts, the out-of-
 domain counts and the samples' rules equal the streaming path's on a table built to
@@ -52,7 +60,7 @@ import io
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,7 +75,7 @@ from synthrelease.owner_only import FILE_MODE, private_dir
 from synthrelease.private.codes import CountedCodes
 from synthrelease.private.domain import enforce_frame
 from synthrelease.private.rowscan import DEFAULT_TOLERANCE, high_resolution, verdict
-from synthrelease.private.sources import describe, sql_engine, sql_select
+from synthrelease.private.sources import describe, sql_engine
 from synthrelease.private.table import SensitiveTable
 from synthrelease.private.workspace import Workspace
 from synthrelease.spec import (
@@ -91,6 +99,11 @@ STATE_FILE = "database.json"  # the run's private record: fingerprint and split 
 ROWS = "sr_rows"  # the session's temporary table
 UPLOAD = "sr_upload"
 COIN_BITS = 56
+FLOAT_MAX = "1.7976931348623157e308"
+FLOAT_TINY = "2.4703282292062328e-324"  # half the least subnormal: below it, zero
+# the timestamps pandas can hold (ns since 1970 in int64); others read as unreadable
+STAMP_MIN, STAMP_MAX = "1677-09-21 00:12:43.145225", "2262-04-11 23:47:16.854775"
+MAX_SETS = 1_000  # grouping sets in one statement (PostgreSQL allows 4,096)
 MAX_SET_COLUMNS = 30  # columns a batch of grouping sets may name
 
 
@@ -102,6 +115,18 @@ def _text(value: str) -> str:
     if "\x00" in value:
         raise SchemaMismatchError("a declared label holds a NUL character")
     return "'" + value.replace("'", "''") + "'"
+
+
+def _finite(raw: str) -> str:
+    """A ``numeric`` value as float8 reads it without an error that would depend on one
+    row: beyond float8's range it is an infinity, below its least subnormal zero (as
+    pandas reads a Decimal)."""
+    return (
+        f"CASE WHEN {raw} > {FLOAT_MAX} THEN CAST('Infinity' AS float8) "
+        f"WHEN {raw} < -{FLOAT_MAX} THEN CAST('-Infinity' AS float8) "
+        f"WHEN abs({raw}) < {FLOAT_TINY} THEN CAST(0 AS float8) "
+        f"ELSE CAST({raw} AS float8) END"
+    )
 
 
 def _float(value: float) -> str:
@@ -132,10 +157,13 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
     v = f"b.{_ident(name)}"
     nullable = bool(getattr(spec, "nullable", False))
     keep_null = "TRUE" if nullable else "FALSE"
-    null_code = f"CASE WHEN {v} IS NULL THEN {bins} ELSE ({{}}) END"
+
+    def null_code(code: str) -> str:
+        return f"CASE WHEN {v} IS NULL THEN {bins} ELSE ({code}) END"
+
     coder = disc.coders[name]
     if isinstance(spec, NumericalColumn):
-        read = f"NULLIF(CAST({raw} AS float8), CAST('NaN' AS float8))"
+        read = f"NULLIF(CAST({_finite(raw) if db_type == 'numeric' else raw} AS float8), CAST('NaN' AS float8))"
         lo, hi = (float(spec.lower), float(spec.upper))  # type: ignore[arg-type]
         outside = f"COALESCE({r} < {_float(lo)} OR {r} > {_float(hi)}, FALSE)"  # null: not
         clip = spec.policy == "clip"
@@ -162,7 +190,7 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
             drop,
             outside if clip else None,
             None,
-            null_code.format(code),
+            null_code(code),
             db_type,
         )
     if isinstance(spec, DatetimeColumn):
@@ -171,9 +199,13 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
         else:
             stamp = f"CAST({raw} AS timestamp)"
         ok = _ident("ok:" + name)  # a non-finite date cannot be read: dropped
+        held = (
+            f"(isfinite({raw}) AND {stamp} BETWEEN TIMESTAMP '{STAMP_MIN}' "
+            f"AND TIMESTAMP '{STAMP_MAX}')"
+        )
         read = (
-            f"CASE WHEN isfinite({raw}) THEN {stamp} END AS {_ident(name)}, "
-            f"({raw} IS NULL OR isfinite({raw})) AS {ok}"
+            f"CASE WHEN {held} THEN {stamp} END AS {_ident(name)}, "
+            f"({raw} IS NULL OR {held}) AS {ok}"
         )
         lo_t, hi_t = (utc_bound(spec.lower), utc_bound(spec.upper))
         lo_s, hi_s = (f"TIMESTAMP '{t.isoformat(sep=' ')}'" for t in (lo_t, hi_t))
@@ -198,11 +230,11 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
             drop,
             f"{outside}" if clip else None,
             None,
-            null_code.format(code),
+            null_code(code),
             db_type,
         )
     if isinstance(spec, CategoricalColumn):
-        read = f"CAST({raw} AS text)"
+        read = f'CAST({raw} AS text) COLLATE "C"'  # compared byte for byte, as Python does
         labels = ", ".join(_text(c) for c in spec.categories or ())
         outside = f"({r} IS NOT NULL AND NOT ({r} = ANY(ARRAY[{labels}]::text[])))"
         if spec.policy == "other" and spec.other is not None:
@@ -221,7 +253,7 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
             drop,
             None,
             other,
-            null_code.format(code),
+            null_code(code),
             db_type,
         )
     if isinstance(spec, BooleanColumn):
@@ -234,7 +266,7 @@ def _column(name: str, spec: Column, db_type: str, bins: int, disc: Discretiser)
             drop,
             None,
             None,
-            null_code.format(f"CAST({v} AS integer)"),
+            null_code(f"CAST({v} AS integer)"),
             db_type,
         )
     raise SchemaMismatchError(f"column {name!r}: no SQL reading for its type")
@@ -264,14 +296,18 @@ class Plan:
     fraction: float
 
     def _select(self) -> str:
-        return _compiled(self.source, header_only=False)
+        return _source_sql(self.source)
 
 
-def _compiled(source: SqlSource, *, header_only: bool) -> str:
+def _source_sql(source: SqlSource) -> str:
+    """The source as SQL text, sent as it is (no parameter processing): the query as
+    written, or every column of the table (named as SQLAlchemy quotes it)."""
+    if source.query is not None:
+        return source.query
     from sqlalchemy.dialects import postgresql
 
-    query = sql_select(source, header_only=header_only)
-    return str(query.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True}))
+    assert source.table is not None
+    return f"SELECT * FROM {postgresql.dialect().identifier_preparer.quote(source.table)}"
 
 
 def plan(
@@ -292,10 +328,17 @@ def plan(
         return None
     engine = sql_engine(source)
     try:
-        if engine.dialect.name != "postgresql":
-            log.info("sql source: rows streamed (counting in the database needs PostgreSQL)")
+        if (engine.dialect.name, engine.dialect.driver) != ("postgresql", "psycopg"):
+            log.info(
+                "sql source: rows streamed (counting in the database needs postgresql+psycopg)"
+            )
             return None
-        types = _column_types(engine, source)
+        with _connect(engine, source) as conn:
+            version = int(_run(conn, source, "SHOW server_version_num")[0][0])
+            if version < 140000:  # bit_xor, an exact extract(epoch)
+                log.info("sql source: rows streamed (counting in the database needs PostgreSQL 14)")
+                return None
+            types = _column_types(conn, source)
     finally:
         engine.dispose()
     for name, spec in columns.items():
@@ -314,30 +357,60 @@ def plan(
     return Plan(source, coded, sizes, tuple(high_resolution(columns)), float(fraction))
 
 
-def _column_types(engine: Any, source: SqlSource) -> dict[str, str]:
-    from sqlalchemy import text
-    from sqlalchemy.exc import SQLAlchemyError
-
-    inner = _compiled(source, header_only=True)
+@contextlib.contextmanager
+def _connect(engine: Any, source: SqlSource) -> Iterator[Any]:
+    """A psycopg connection of its own (statements are sent as written: no parameter
+    processing), in one REPEATABLE READ transaction, rolled back at the end: every
+    statement of a session sees the same rows, and nothing is left in the database."""
     try:
-        with engine.connect() as conn:
-            conn.execute(text(f"CREATE TEMP VIEW sr_types AS {inner}"))
-            found = conn.execute(
-                text(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    "WHERE table_name = 'sr_types' AND table_schema LIKE 'pg_temp%'"
-                )
-            ).all()
+        raw = engine.raw_connection()
+    except Exception as exc:  # the driver's errors can quote the URL
+        raise SourceError(f"{describe(source)}: cannot connect ({type(exc).__name__})") from None
+    conn = raw.driver_connection
+    try:
+        _run(conn, source, "BEGIN ISOLATION LEVEL REPEATABLE READ")
+        _run(conn, source, "SET LOCAL extra_float_digits = 1")  # shortest exact float text
+        _run(conn, source, "SET LOCAL standard_conforming_strings = on")
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
             conn.rollback()
-    except SQLAlchemyError as exc:
+        with contextlib.suppress(Exception):
+            raw.close()
+
+
+def _run(conn: Any, source: SqlSource, sql: str) -> list[Any]:
+    """One statement; its rows (none for a command). An error names its type only (a
+    database's message can quote a value)."""
+    try:
+        cursor = conn.execute(sql)
+        return list(cursor.fetchall()) if cursor.description is not None else []
+    except Exception as exc:
         raise SourceError(f"{describe(source)}: query failed ({type(exc).__name__})") from None
+
+
+def _column_types(conn: Any, source: SqlSource) -> dict[str, str]:
+    _run(
+        conn,
+        source,
+        f"CREATE TEMP VIEW sr_types AS SELECT * FROM ({_source_sql(source)}) AS q LIMIT 0",
+    )
+    found = _run(
+        conn,
+        source,
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = "
+        "'sr_types' AND table_schema = (SELECT nspname FROM pg_namespace "
+        "WHERE oid = pg_my_temp_schema())",
+    )
     return {str(n): str(t) for n, t in found}
 
 
-def _coin(key: str, purpose: int) -> str:
-    """A keyed uniform draw in [0, 2^56) per row, from its copy key and occurrence."""
+def _coin(purpose: int) -> str:
+    """A keyed uniform draw in [0, 2^56) per row, from its copy key and occurrence; the
+    run's key is read from the session's table ``sr_key`` (sent by COPY, so it is in no
+    statement's text)."""
     digest = (
-        f"sha256(decode('{key}', 'hex') || decode('{purpose:02x}', 'hex') "
+        f"sha256((SELECT key FROM sr_key) || decode('{purpose:02x}', 'hex') "
         "|| int8send(w.k) || int8send(w.occ))"
     )
     return (
@@ -345,26 +418,24 @@ def _coin(key: str, purpose: int) -> str:
     )
 
 
-def _build(plan_: Plan, key: bytes) -> str:
+def _build(plan_: Plan) -> str:
     """The statement that builds the session's table of rows (see the module docstring)."""
     cols = plan_.columns
     reads = ", ".join(c.read for c in cols)
     values = ", ".join(f"{c.value} AS {_ident(c.name)}" for c in cols)
     drop = " OR ".join(f"({c.drop})" for c in cols) or "FALSE"
     key_parts = ", ".join(_key_part(f"b.{_ident(c.name)}", c.kind) for c in cols)
-    codes = ", ".join(f"CAST({c.code} AS smallint) AS c{i}" for i, c in enumerate(cols))
+    codes = ", ".join(f"CAST({c.code} AS integer) AS c{i}" for i, c in enumerate(cols))
     held = ", ".join(f"b.{_ident(c.name)} AS v{i}" for i, c in enumerate(cols))
     rows = (
         f"SELECT hashtextextended(CAST(ROW({key_parts}) AS text), 0) AS k, {codes}, {held} "
         f"FROM (SELECT {values} FROM (SELECT {reads} FROM ({plan_._select()}) AS src) AS a "
         f"WHERE NOT ({drop})) AS b"
     )
-    hexkey = key.hex()
-    threshold = 0 if plan_.fraction is None else round(plan_.fraction * 2**COIN_BITS)
+    threshold = round(plan_.fraction * 2**COIN_BITS)
     return (
         f"CREATE TEMP TABLE {ROWS} AS SELECT w.*, "
-        f"CAST(({_coin(hexkey, 0)} < {threshold}) AS integer) AS side, "
-        f"{_coin(hexkey, 1)} AS prio "
+        f"CAST(({_coin(0)} < {threshold}) AS integer) AS side, {_coin(1)} AS prio "
         f"FROM (SELECT r.*, row_number() OVER (PARTITION BY r.k) AS occ FROM ({rows}) AS r) AS w"
     )
 
@@ -392,57 +463,55 @@ def _counts_query(plan_: Plan) -> str:
 
 
 class Session:
-    """One database session holding the run's table of rows (a context manager)."""
+    """One database session holding the run's table of rows (a context manager): one
+    transaction, rolled back at the end, so its temporary tables go with it."""
 
     def __init__(self, plan_: Plan, *, key: bytes) -> None:
         self.plan = plan_
         self.key = key
-        self._engine: Any = None
+        self._stack = contextlib.ExitStack()
         self._conn: Any = None
 
     def __enter__(self) -> Session:
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        self._engine = sql_engine(self.plan.source)
+        source = self.plan.source
         try:
-            self._conn = self._engine.connect()
-            self._conn.execute(text("SET extra_float_digits = 1"))  # shortest exact text
-            self._conn.execute(text(_build(self.plan, self.key)))
-            self._conn.execute(text(f"ANALYZE {ROWS}"))
-        except SQLAlchemyError as exc:
-            self.__exit__(None, None, None)
-            raise SourceError(
-                f"{describe(self.plan.source)}: query failed ({type(exc).__name__})"
-            ) from None
+            engine = sql_engine(source)
+            self._stack.callback(engine.dispose)
+            self._conn = self._stack.enter_context(_connect(engine, source))
+            self._exec("CREATE TEMP TABLE sr_key (key bytea)")
+            self._copy("COPY sr_key FROM STDIN", [[self.key]])
+            self._exec(_build(self.plan))
+        except BaseException:
+            self._stack.close()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                self._conn.rollback()
-                self._conn.close()
-        if self._engine is not None:
-            self._engine.dispose()
-        self._conn = self._engine = None
+        self._stack.close()
+        self._conn = None
 
     def _all(self, sql: str) -> list[Any]:
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
+        return _run(self._conn, self.plan.source, sql)
 
+    _exec = _all
+
+    def _copy(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         try:
-            return list(self._conn.execute(text(sql)).all())
-        except SQLAlchemyError as exc:
+            with self._conn.cursor() as cur, cur.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except Exception as exc:  # COPY's messages can quote the value
             raise SourceError(
-                f"{describe(self.plan.source)}: query failed ({type(exc).__name__})"
+                f"{describe(self.plan.source)}: upload failed ({type(exc).__name__})"
             ) from None
 
     # ------------------------------------------------------------------ train step
     def fingerprint(self) -> list[int]:
-        """(rows, XOR of the copy keys, holdout rows): private, to tell whether the
-        source still holds the rows trained on."""
+        """(rows, the sum of the copy keys, holdout rows): private, to tell whether the
+        source still holds the rows trained on (a sum: repeated rows do not cancel)."""
         row = self._all(
-            f"SELECT count(*), coalesce(bit_xor(k), 0), coalesce(sum(side), 0) FROM {ROWS}"
+            f"SELECT count(*), coalesce(sum(CAST(k AS numeric)), 0), coalesce(sum(side), 0) "
+            f"FROM {ROWS}"
         )[0]
         return [int(x) for x in row]
 
@@ -490,8 +559,7 @@ class Session:
         ]
         counts: dict[str, dict[str, int]] = {}
         for (i, kind), value in zip(names, row):
-            spec_name = self.plan.columns[i].name
-            entry = counts.setdefault(spec_name, {"clipped": 0, "dropped": 0})
+            entry = counts.setdefault(self.plan.columns[i].name, {"clipped": 0, "dropped": 0})
             entry[kind] = int(value)
         return counts
 
@@ -501,59 +569,53 @@ class Session:
 
     def sample(self, side: int, rows: int, columns: Mapping[str, Column]) -> pd.DataFrame:
         """A uniform sample of ``rows`` rows of one part (the smallest keyed priorities),
-        read back as the streaming path reads rows, with the same rules applied."""
-        from sqlalchemy import text
-
+        with the same rules applied as on the streaming path (they hold already)."""
         cols = self.plan.columns
-        picked = ", ".join(f"v{i} AS {_ident(c.name)}" for i, c in enumerate(cols))
-        query = (
+        picked = ", ".join(f"v{i}" for i in range(len(cols)))
+        found = self._all(
             f"SELECT {picked} FROM {ROWS} WHERE side = {int(side)} ORDER BY prio LIMIT {int(rows)}"
         )
-        frame = pd.read_sql(text(query), self._conn)
-        frame, _ = enforce_frame(_text_columns(frame, columns), columns)
+        frame = pd.DataFrame(
+            {c.name: pd.Series([r[i] for r in found], dtype=object) for i, c in enumerate(cols)}
+        )
+        for c in cols:
+            if c.kind == "float8":  # floats, NaN for null, as pandas reads a float8 column
+                frame[c.name] = pd.to_numeric(frame[c.name], errors="coerce").astype(float)
+            elif c.kind == "int8":
+                frame[c.name] = pd.to_datetime(frame[c.name])
+        frame, _ = enforce_frame(frame, columns)
         return frame
 
     # ------------------------------------------------------------------ row scan
     def upload(self, frames: Sequence[pd.DataFrame], columns: Mapping[str, Column]) -> None:
-        """The tables to scan (and the samples), typed as the database reads them, to a
-        temporary table: (tab, unreadable, values...), each value as :mod:`values` reads it."""
+        """The tables to scan (and the samples), each value as :mod:`values` reads it, to a
+        temporary table (tab, id, unreadable, values...); datetimes as UTC nanoseconds."""
         cols = self.plan.columns
         defs = ", ".join(f"v{i} {c.kind}" for i, c in enumerate(cols))
-        self._all_exec(
+        self._exec(
             f"CREATE TEMP TABLE {UPLOAD} (tab integer, id integer, unreadable boolean, {defs})"
         )
-        raw = self._conn.connection.driver_connection
         names = [c.name for c in cols]
-        with raw.cursor() as cur, cur.copy(f"COPY {UPLOAD} FROM STDIN") as copy:
+
+        def rows() -> Iterator[list[Any]]:
             for tab, frame in enumerate(frames):
                 read = [_upload_values(frame[n], columns[n]) for n in names]
                 bad = np.zeros(len(frame), dtype=bool)
                 for _, unreadable in read:
                     bad |= unreadable
-                values = [v for v, _ in read]
                 for i in range(len(frame)):
-                    copy.write_row([tab, i, bool(bad[i]), *(v[i] for v in values)])
+                    yield [tab, i, bool(bad[i]), *(values[i] for values, _ in read)]
+
+        self._copy(f"COPY {UPLOAD} FROM STDIN", rows())
         key_parts = ", ".join(
             f"u.v{i}" if c.kind == "int8" else _key_part(f"u.v{i}", c.kind)
             for i, c in enumerate(cols)
         )
-        self._all_exec(f"ALTER TABLE {UPLOAD} ADD COLUMN k bigint")
-        self._all_exec(
+        self._exec(f"ALTER TABLE {UPLOAD} ADD COLUMN k bigint")
+        self._exec(
             f"UPDATE {UPLOAD} AS u SET k = hashtextextended(CAST(ROW({key_parts}) AS text), 0) "
             "WHERE NOT u.unreadable"
         )
-        self._all_exec(f"ANALYZE {UPLOAD}")
-
-    def _all_exec(self, sql: str) -> None:
-        from sqlalchemy import text
-        from sqlalchemy.exc import SQLAlchemyError
-
-        try:
-            self._conn.execute(text(sql))
-        except SQLAlchemyError as exc:
-            raise SourceError(
-                f"{describe(self.plan.source)}: query failed ({type(exc).__name__})"
-            ) from None
 
     def matches(self) -> dict[int, tuple[int, int]]:
         """Per uploaded table: its rows equal to some training row, to some holdout row."""
@@ -593,17 +655,13 @@ def _batches(cliques: list[tuple[int, ...]]) -> Iterator[list[tuple[int, ...]]]:
     batch: list[tuple[int, ...]] = []
     used: set[int] = set()
     for clique in cliques:
-        if batch and len(used | set(clique)) > MAX_SET_COLUMNS:
+        if batch and (len(used | set(clique)) > MAX_SET_COLUMNS or len(batch) >= MAX_SETS):
             yield batch
             batch, used = [], set()
         batch.append(clique)
         used |= set(clique)
     if batch:
         yield batch
-
-
-def _text_columns(frame: pd.DataFrame, columns: Mapping[str, Column]) -> pd.DataFrame:
-    return frame.reindex(columns=list(columns))
 
 
 def _upload_values(values: pd.Series, column: Column) -> tuple[list[Any], np.ndarray]:

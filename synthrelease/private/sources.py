@@ -33,6 +33,7 @@ from synthrelease.spec import (
     Source,
     SqlSource,
 )
+from synthrelease.values import label
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine, Select, TextClause
@@ -163,7 +164,7 @@ def _text_frame(frame: pd.DataFrame, columns: Mapping[str, object]) -> pd.DataFr
     for name in _text_columns(columns):
         if frame[name].dtype != object:
             values = frame[name].astype(object).where(frame[name].notna(), None)
-            frame[name] = values.map(lambda v: v if v is None else str(v))
+            frame[name] = values.map(lambda v: v if v is None else label(v))  # 3.0 as "3"
     return frame
 
 
