@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from tests.pg import postgres_server
+
 # The tests use seeded noise for reproducibility; a release run refuses a seeded spec
 # unless this says the environment is a test (child processes inherit it).
 os.environ["SYNTHRELEASE_TEST_NOISE"] = "1"
@@ -116,3 +118,14 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    """A real PostgreSQL server for the module's tests (required in CI)."""
+    with postgres_server() as url:
+        if url is None:
+            if os.environ.get("CI"):
+                pytest.fail("PostgreSQL is required in CI (scripts/ensure-postgres.sh installs it)")
+            pytest.skip("PostgreSQL binaries not installed")
+        yield url

@@ -6,7 +6,6 @@ refuses a copied row (on a real PostgreSQL server started here)."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import secrets
 from collections import Counter
 from decimal import Decimal
@@ -29,7 +28,6 @@ from synthrelease.private.table import SensitiveTable
 from synthrelease.spec import SqlSource, load_spec
 from synthrelease.values import row_keys
 from tests.conftest import SMALL_COLUMNS, make_table
-from tests.pg import postgres_server
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL server (scripts/ensure-postgres.sh)
 
@@ -69,16 +67,6 @@ TYPES = {
     "level": "numeric",
     'odd {name}: "x"': "text",
 }
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    with postgres_server() as url:
-        if url is None:
-            if os.environ.get("CI"):
-                pytest.fail("PostgreSQL is required in CI (scripts/ensure-postgres.sh installs it)")
-            pytest.skip("PostgreSQL binaries not installed")
-        yield url
 
 
 def hard_table(n: int, seed: int = 0) -> pd.DataFrame:

@@ -11,21 +11,10 @@ from synthrelease.errors import BudgetExceededError
 from synthrelease.ledger import BudgetLedger
 from synthrelease.spec import Budget
 from synthrelease.store import ReleaseStore
-from tests.pg import postgres_server
 
 pytestmark = pytest.mark.integration  # a real PostgreSQL server (scripts/ensure-postgres.sh)
 
 BUDGET = Budget(epsilon=10.0, delta=1e-5)
-
-
-@pytest.fixture(scope="module")
-def pg_url():
-    with postgres_server() as url:
-        if url is None:
-            if os.environ.get("CI"):
-                pytest.fail("PostgreSQL is required in CI (scripts/ensure-postgres.sh installs it)")
-            pytest.skip("PostgreSQL binaries not installed")
-        yield url
 
 
 def test_ledger_on_postgres(pg_url):
