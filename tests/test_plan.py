@@ -163,7 +163,12 @@ def test_cli_plan_prints_the_plan(capsys, spec_factory, tmp_path):
     path = _plan_spec(spec_factory, tmp_path)
     code, out, _ = _run(capsys, "plan", str(path), "--rows", "3000")
     assert code == 0
-    assert "Budget lines" in out and "tvd_2way" in out and out.strip().endswith("either way")
+    assert (
+        "Budget lines" in out
+        and "tvd_2way" in out
+        and "either way" in out
+        and "shapes from the stand-in's prior" in out
+    )
     code, out, _ = _run(capsys, "plan", str(path), "--rows", "3000", "--json")
     assert code == 0 and yaml.safe_load(out)["rows"] == 3000
 

@@ -83,6 +83,33 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="rows of a holdout source (default: half the rows, said so)",
     )
+    plan.add_argument(
+        "--measure",
+        type=float,
+        default=None,
+        metavar="EPSILON",
+        help="READS THE ROWS: charge EPSILON to the table's budget, then measure every "
+        "column's 1-way marginal under DP for the plan's stand-in (kept in the workspace; "
+        "later plans of the same domain use it)",
+    )
+    plan.add_argument(
+        "--measure-delta",
+        type=float,
+        default=None,
+        metavar="DELTA",
+        help="delta of --measure (default: the spec's privacy.delta)",
+    )
+    plan.add_argument(
+        "--again",
+        action="store_true",
+        help="with --measure: measure (and pay) again although this domain was measured",
+    )
+    plan.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed --measure's noise (tests only: NOT private; needs SYNTHRELEASE_TEST_NOISE=1)",
+    )
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
     plan.add_argument("--fresh", action="store_true", help="simulate again (ignore the cache)")
     plan.set_defaults(func=cmd_plan)

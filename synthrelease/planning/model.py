@@ -56,6 +56,7 @@ class Plan:
     simulated_epsilon: float
     fit_seconds: float
     notes: tuple[str, ...] = field(default_factory=tuple)
+    shapes: str = "prior"  # the stand-in's 1-way shapes: "prior", or "dp" (plan --measure)
 
     # ------------------------------------------------------------------ verdicts
     @property
@@ -79,7 +80,8 @@ class Plan:
             f"({self.rows_provenance})"
         ]
         if two is not None and gate is not None:
-            parts.append(f"predicted 2-way TVD {two:.3f} (gate {gate.threshold:g})")
+            shapes = ", on its 1-way shapes measured under DP" if self.shapes == "dp" else ""
+            parts.append(f"predicted 2-way TVD {two:.3f}{shapes} (gate {gate.threshold:g})")
         if self.gate_can_pass:
             doubtful = [f.name for f in self.forecasts if f.outlook == "borderline"]
             parts.append(

@@ -2,7 +2,8 @@
 
 From the spec and a row count that is public (``expected_rows``, declared by the
 custodian, rounded by a plain draft, or a DP count from ``spec draft --dp``; or
-``--rows``), and nothing else:
+``--rows``), and, where the custodian bought them with ``plan --measure``, the table's
+1-way shapes measured under DP (:mod:`~synthrelease.planning.shapes`):
 
 - the **budget lines** the generator will charge, and the **noise scale** of each
   Gaussian measurement, absolute and relative to the row count (sigma / rows);
@@ -36,6 +37,7 @@ from synthrelease.errors import SpecError
 from synthrelease.generators.accounting import BudgetLine
 from synthrelease.planning.choices import THRESHOLD_MARGIN
 from synthrelease.planning.model import PLAN_FORMAT, Forecast, Noise, Outlook, Plan
+from synthrelease.planning.shapes import Shapes
 from synthrelease.planning.simulate import Simulation, mean_simulation, simulate, standins_for
 from synthrelease.spec import ReleaseSpec
 from synthrelease.validators.checks import thresholds
@@ -62,11 +64,13 @@ def _sigma(line: BudgetLine, columns: int, edges: int) -> float | None:
 
 
 # --------------------------------------------------------------------------- inputs
-def _rows(spec: ReleaseSpec, rows: int | None) -> tuple[int, str]:
+def _rows(spec: ReleaseSpec, rows: int | None, shapes: Shapes | None) -> tuple[int, str]:
     if rows is not None:
         if rows < 1:
             raise SpecError("--rows must be a positive row count")
         return int(rows), "given with --rows"
+    if spec.expected_rows is None and shapes is not None:
+        return shapes.rows, "a DP count (plan --measure)"
     if spec.expected_rows is None:
         raise SpecError(
             "the plan needs the table's row count: declare `expected_rows` in the spec or "
@@ -88,7 +92,9 @@ def _parts(spec: ReleaseSpec, rows: int, holdout_rows: int | None) -> tuple[int,
     return rows, max(int(rows * DEFAULT_SOURCE_HOLDOUT_SHARE), 1), True
 
 
-def cache_key(spec: ReleaseSpec, *, rows: int, holdout_rows: int, seed: int) -> str:
+def cache_key(
+    spec: ReleaseSpec, *, rows: int, holdout_rows: int, seed: int, shapes: Shapes | None = None
+) -> str:
     """sha256 of what the simulation depends on (not the gate's thresholds)."""
     public = spec.model_dump(mode="json", by_alias=True)
     keep = {
@@ -99,6 +105,7 @@ def cache_key(spec: ReleaseSpec, *, rows: int, holdout_rows: int, seed: int) -> 
     keep["sampling"] = {k: gate.get(k) for k in ("sample_rows", "attack_rows")}
     keep["order"] = list(spec.columns)  # the stand-in depends on the column order
     keep["inputs"] = {"rows": rows, "holdout_rows": holdout_rows, "seed": seed}
+    keep["shapes"] = None if shapes is None else [shapes.run_id, shapes.digest]
     keep["format"] = PLAN_FORMAT
     text = json.dumps(keep, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -168,14 +175,19 @@ def make_plan(
     holdout_rows: int | None = None,
     seed: int = 0,
     cache: Path | None = None,
+    shapes: Shapes | None = None,
 ) -> Plan:
     """The plan of ``spec``'s release (see the module docstring). ``cache``: a folder
-    for cached simulations (``<workspace>/plans``); None computes afresh."""
-    n, provenance = _rows(spec, rows)
+    for cached simulations (``<workspace>/plans``); None computes afresh. ``shapes``: a
+    DP measurement of the table's 1-way marginals (:func:`~synthrelease.planning.shapes.
+    load_shapes`) for the stand-in; None: the prior's shapes."""
+    n, provenance = _rows(spec, rows, shapes)
     train, hold, assumed = _parts(spec, n, holdout_rows)
     sim = mean_simulation(
         [
-            _cached_simulation(spec, train=train, hold=hold, rows=n, seed=seed + k, cache=cache)
+            _cached_simulation(
+                spec, train=train, hold=hold, rows=n, seed=seed + k, cache=cache, shapes=shapes
+            )
             for k in range(standins_for(spec))
         ]
     )
@@ -193,8 +205,12 @@ def make_plan(
     )
     notes = [
         f"predictions come from the spec's generator fitted on {standins_for(spec)} public "
-        "stand-in table(s), averaged (no row was read); the real table's structure can "
-        "move them either way",
+        "stand-in table(s), averaged (the simulation reads no row); the real table's "
+        "structure can move them either way",
+        shapes.describe()
+        if shapes is not None
+        else "1-way shapes from the stand-in's prior (`synthrelease plan SPEC --measure "
+        "EPSILON` measures the table's own under DP, charged to its budget)",
     ]
     if sim.simulated_rows < train:
         notes.append(
@@ -221,22 +237,37 @@ def make_plan(
         simulated_epsilon=sim.simulated_epsilon,
         fit_seconds=sim.fit_seconds,
         notes=tuple(notes),
+        shapes="prior" if shapes is None else "dp",
     )
 
 
 def _cached_simulation(
-    spec: ReleaseSpec, *, train: int, hold: int, rows: int, seed: int, cache: Path | None
+    spec: ReleaseSpec,
+    *,
+    train: int,
+    hold: int,
+    rows: int,
+    seed: int,
+    cache: Path | None,
+    shapes: Shapes | None,
 ) -> Simulation:
     path = None
     if cache is not None:
-        path = cache / f"{cache_key(spec, rows=rows, holdout_rows=hold, seed=seed)}.json"
+        key = cache_key(spec, rows=rows, holdout_rows=hold, seed=seed, shapes=shapes)
+        path = cache / f"{key}.json"
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             raw["lines"] = tuple(BudgetLine(**x) for x in raw["lines"])
             return Simulation(**raw)
         except (OSError, ValueError, TypeError, KeyError):
             pass
-    sim = simulate(spec, train_rows=train, holdout_rows=hold, seed=seed)
+    sim = simulate(
+        spec,
+        train_rows=train,
+        holdout_rows=hold,
+        seed=seed,
+        shapes=None if shapes is None else shapes.marginals(),
+    )
     if path is not None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

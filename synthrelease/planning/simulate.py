@@ -18,6 +18,7 @@ reported are the real ones.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,12 +113,19 @@ def _triples(
     return sampled_workload(sizes, way=way, max_marginals=settings.max_marginals, rng=rng)
 
 
-def simulate(spec: ReleaseSpec, *, train_rows: int, holdout_rows: int, seed: int) -> Simulation:
+def simulate(
+    spec: ReleaseSpec,
+    *,
+    train_rows: int,
+    holdout_rows: int,
+    seed: int,
+    shapes: Mapping[str, np.ndarray] | None = None,
+) -> Simulation:
     """Fit the spec's generator on a stand-in of ``train_rows`` rows; see the module
-    docstring."""
+    docstring. ``shapes``: measured 1-way marginals for the stand-in (public, DP)."""
     settings = Settings.from_gate(spec.gate)
     discretiser = discretiser_for(spec)
-    model: StandIn = stand_in(discretiser, seed=seed)
+    model: StandIn = stand_in(discretiser, seed=seed, shapes=shapes)
     rng = np.random.default_rng(seed)
     sim_rows = max(min(int(train_rows), MAX_SIM_ROWS), 10)
     eps = float(spec.privacy.epsilon)

@@ -18,12 +18,16 @@ of ``tests/public_tables.py``, see ``bench/bench_first_try.py``):
   that a tree (MST) cannot hold and a 2-way workload only approximates, as real tables
   have.
 
+With a DP measurement of the table's 1-way marginals (``plan --measure``,
+:mod:`~synthrelease.planning.shapes`), those replace the prior's 1-way shapes.
+
 What the stand-in cannot know is the real table's own structure; the plan says so, and
 ``bench/bench_first_try.py`` measures how far its predictions land from the real figures.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,12 +117,23 @@ def _marginal(coder: ColumnCoder, rng: np.random.Generator) -> np.ndarray:
     return p
 
 
-def stand_in(discretiser: Discretiser, *, seed: int) -> StandIn:
-    """The seeded stand-in distribution over ``discretiser``'s domain."""
+def stand_in(
+    discretiser: Discretiser, *, seed: int, shapes: Mapping[str, np.ndarray] | None = None
+) -> StandIn:
+    """The seeded stand-in distribution over ``discretiser``'s domain. ``shapes``: 1-way
+    marginals (a DP measurement, :mod:`~synthrelease.planning.shapes`) that replace the
+    prior's shapes of their columns; the dependence still comes from the prior (the same
+    parents and tilts as without them)."""
     rng = np.random.default_rng(seed)
     coders = list(discretiser.coders.values())
     d = len(coders)
-    marginals = [_marginal(c, rng) for c in coders]
+    marginals = [_marginal(c, rng) for c in coders]  # drawn in any case: the same stream
+    for i, name in enumerate(discretiser.names):
+        given = None if shapes is None else shapes.get(name)
+        if given is not None:
+            if len(given) != coders[i].size:
+                raise ValueError(f"shape of column {name!r} is not over its domain")
+            marginals[i] = np.asarray(given, dtype=float) / float(np.sum(given))
     order = tuple(int(i) for i in rng.permutation(d))
     parents: list[int | None] = [None] * d
     tables: list[np.ndarray] = [m[None, :] for m in marginals]

@@ -350,6 +350,16 @@ def enforce_domain(
     return SensitiveTable(frame, label=table.label), counts
 
 
+def enforced_chunks(
+    source: Source, columns: Mapping[str, Column], *, label: str
+) -> Iterator[SensitiveTable]:
+    """Every row of a source, a chunk at a time, with the declared-domain rules applied
+    (:func:`enforce_domain`, row by row): memory holds one chunk."""
+    for frame in read_chunks(source, columns):
+        table, _ = enforce_domain(SensitiveTable(frame, label=label), columns)
+        yield table
+
+
 def require_rows(table: SensitiveTable, *, what: str, minimum: int = 1) -> None:
     """Refuse a table part with too few rows (says which part, not how many rows)."""
     if table.reveal().shape[0] < minimum:
