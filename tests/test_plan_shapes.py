@@ -192,7 +192,7 @@ def test_stand_in_takes_the_given_shapes_and_keeps_its_dependence(shapes_spec):
         assert np.abs(share - given).sum() / 2 < 0.02
     else:  # a parent tilts it, but only where the shape has mass
         assert share[[i for i in range(size) if i not in (0, 3)]].sum() == 0
-    with pytest.raises(ValueError, match="amount"):
+    with pytest.raises(SpecError, match="amount"):
         stand_in(disc, seed=4, shapes={"amount": np.ones(size + 1)})
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from synthrelease.errors import SpecError
 from synthrelease.generators.domain import ColumnCoder, Discretiser
 from synthrelease.spec import BooleanColumn, CategoricalColumn, DatetimeColumn
 
@@ -132,7 +133,7 @@ def stand_in(
         given = None if shapes is None else shapes.get(name)
         if given is not None:
             if len(given) != coders[i].size:
-                raise ValueError(f"shape of column {name!r} is not over its domain")
+                raise SpecError(f"the 1-way shape of column {name!r} is not over its domain")
             marginals[i] = np.asarray(given, dtype=float) / float(np.sum(given))
     order = tuple(int(i) for i in rng.permutation(d))
     parents: list[int | None] = [None] * d
