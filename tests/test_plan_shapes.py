@@ -95,7 +95,7 @@ def test_measure_is_charged_and_later_plans_use_it(shapes_spec):
     prior = make_plan(spec)
     assert prior.shapes == "prior" and "--measure" in " ".join(prior.notes)
 
-    shapes = measure(spec, epsilon=2.0, noise=NoiseSource.seeded(3))
+    shapes = measure(spec, epsilon=2.0, seed=3)
     [entry] = _ledger_entries(path)
     assert (entry.dataset, entry.epsilon, entry.delta) == ("amounts", 2.0, 1e-6)
     assert entry.status == "spent" and entry.run_id == shapes.run_id
@@ -125,7 +125,7 @@ def test_a_refused_charge_reads_no_row(shapes_spec):
     spec = load_spec(path)
     spec.source.path.unlink()  # a read would fail with a source error, not a budget one
     with pytest.raises(BudgetExceededError):
-        measure(spec, epsilon=1.5, noise=NoiseSource.seeded(0))
+        measure(spec, epsilon=1.5, seed=0)
     assert _ledger_entries(path) == []
     assert load_shapes(spec) is None
 
@@ -169,7 +169,7 @@ def test_noise_is_the_charge_s_gaussian_mechanism(shapes_spec):
 
 def test_a_changed_domain_does_not_use_the_measurement(shapes_spec):
     spec = load_spec(shapes_spec())
-    measure(spec, epsilon=1.0, noise=NoiseSource.seeded(0))
+    measure(spec, epsilon=1.0, seed=0)
     assert load_shapes(spec) is not None
     other_bins = load_spec(shapes_spec(generator={"name": "mst", "params": {"bins": 8}}))
     columns = {**COLUMNS, "age": {**COLUMNS["age"], "upper": 120}}
@@ -219,7 +219,7 @@ def test_cli_measures_and_says_what_it_charged(shapes_spec, capsys, monkeypatch)
 def test_a_spec_without_a_row_count_plans_on_the_dp_count(shapes_spec):
     path = shapes_spec(expected_rows=None)
     spec = load_spec(path)
-    shapes = measure(spec, epsilon=1.0, noise=NoiseSource.seeded(1))
+    shapes = measure(spec, epsilon=1.0, seed=1)
     plan = make_plan(spec, shapes=shapes)
     assert plan.rows == shapes.rows and plan.rows_provenance == "a DP count (plan --measure)"
 
@@ -242,7 +242,7 @@ def test_neighbouring_tables_through_the_whole_path(tmp_path, spec_factory, odd)
     answers = []
     for name, frame in (("without", base), ("with", plus)):
         spec = load_spec(_write(frame, tmp_path / name, spec_factory))
-        shapes = measure(spec, epsilon=1.0, noise=NoiseSource.seeded(11))
+        shapes = measure(spec, epsilon=1.0, seed=11)
         answers.append(np.concatenate([shapes.counts[c] for c in COLUMNS]))
     diff = answers[1] - answers[0]
     assert set(np.unique(diff)) <= {0.0, 1.0}
@@ -275,10 +275,10 @@ def test_seeded_noise_is_refused_outside_tests_and_labelled_inside(shapes_spec, 
     spec = load_spec(path)
     monkeypatch.delenv("SYNTHRELEASE_TEST_NOISE", raising=False)
     with pytest.raises(SpecError, match="NOT PRIVATE"):
-        measure(spec, epsilon=1.0, noise=NoiseSource.seeded(0))
+        measure(spec, epsilon=1.0, seed=0)
     assert _ledger_entries(path) == []
     monkeypatch.setenv("SYNTHRELEASE_TEST_NOISE", "1")
-    shapes = measure(spec, epsilon=1.0, noise=NoiseSource.seeded(0))
+    shapes = measure(spec, epsilon=1.0, seed=0)
     assert shapes.noise == "seeded" and "NOT PRIVATE" in shapes.describe()
 
 

@@ -16,8 +16,8 @@ import sys
 from synthrelease.cli.output import _out
 from synthrelease.errors import PlanRefusedError, SpecError
 from synthrelease.planning import make_plan, workspace_plans
+from synthrelease.planning.plan import check_rows
 from synthrelease.planning.shapes import load_shapes, measure
-from synthrelease.private.draft_dp import draft_noise
 from synthrelease.spec import ReleaseSpec, load_spec
 
 
@@ -26,8 +26,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     orphans = args.seed is not None or args.measure_delta is not None or args.again
     if args.measure is None and orphans:
         raise SpecError("--seed, --measure-delta and --again go with --measure EPSILON")
-    if args.rows is not None and args.rows < 1:
-        raise SpecError("--rows must be a positive row count")
+    if args.rows is not None:
+        check_rows(args.rows)  # before --measure charges anything
     shapes = load_shapes(spec)
     if args.measure is not None:
         if shapes is not None and not args.again:
@@ -35,8 +35,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 f"'{spec.name}' was measured already for this domain (ledger run "
                 f"{shapes.run_id}); later plans use that. --again buys a fresh measurement"
             )
-        noise = draft_noise(args.seed)  # refuses a seed without the test switch, first
-        shapes = measure(spec, epsilon=args.measure, delta=args.measure_delta, noise=noise)
+        shapes = measure(spec, epsilon=args.measure, delta=args.measure_delta, seed=args.seed)
         line = (
             f"plan: charged epsilon {shapes.epsilon:g}, delta {shapes.delta:g} to "
             f"'{spec.name}' (ledger run {shapes.run_id}) for its 1-way shapes under DP"

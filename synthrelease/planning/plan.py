@@ -64,11 +64,16 @@ def _sigma(line: BudgetLine, columns: int, edges: int) -> float | None:
 
 
 # --------------------------------------------------------------------------- inputs
+def check_rows(rows: int) -> int:
+    """A row count given with ``--rows``: a positive integer."""
+    if rows < 1:
+        raise SpecError("--rows must be a positive row count")
+    return int(rows)
+
+
 def _rows(spec: ReleaseSpec, rows: int | None, shapes: Shapes | None) -> tuple[int, str]:
     if rows is not None:
-        if rows < 1:
-            raise SpecError("--rows must be a positive row count")
-        return int(rows), "given with --rows"
+        return check_rows(rows), "given with --rows"
     if spec.expected_rows is None and shapes is not None:
         return shapes.rows, "a DP count (plan --measure)"
     if spec.expected_rows is None:

@@ -43,11 +43,12 @@ import numpy as np
 
 from synthrelease.errors import ChargedRunError, SpecError, SynthReleaseError
 from synthrelease.generators.accounting import cdp_rho
+from synthrelease.generators.domain import Discretiser
 from synthrelease.generators.marginal.shapes import measure_shapes
-from synthrelease.generators.noise import TEST_NOISE_ENV, NoiseSource
 from synthrelease.ledger import open_ledger
 from synthrelease.log import private_channel
 from synthrelease.planning.simulate import discretiser_for
+from synthrelease.private.draft_dp import draft_noise
 from synthrelease.private.sources import check_columns, describe, enforced_chunks
 from synthrelease.private.workspace import Workspace
 from synthrelease.spec import ReleaseSpec
@@ -57,10 +58,10 @@ EMPTY_BELOW_SIGMAS = 1.0  # a noisy count below this many sigmas is taken as an 
 MIN_EPSILON, MAX_EPSILON = 1e-4, 100.0
 
 
-def domain_digest(spec: ReleaseSpec) -> str:
+def domain_digest(spec: ReleaseSpec, disc: Discretiser) -> str:
     """sha256 of what the 1-way shapes are counted over: the table (name and source),
-    its columns (types, bounds, categories, rules) and the generator's default bins."""
-    disc = discretiser_for(spec)
+    its columns (types, bounds, categories, rules) and the generator's default bins
+    (``disc``: the spec's :func:`discretiser_for`)."""
     public = spec.model_dump(mode="json", by_alias=True)
     keep = {
         "table": spec.name,
@@ -116,7 +117,7 @@ class Shapes:
 
 def shapes_path(spec: ReleaseSpec) -> Path:
     """Where the measurement for ``spec``'s table and domain is kept."""
-    return _folder(spec) / f"{domain_digest(spec)}.json"
+    return _folder(spec) / f"{domain_digest(spec, discretiser_for(spec))}.json"
 
 
 def _folder(spec: ReleaseSpec) -> Path:
@@ -131,7 +132,7 @@ def load_shapes(spec: ReleaseSpec) -> Shapes | None:
         return None
     try:
         disc = discretiser_for(spec)
-        digest = domain_digest(spec)
+        digest = domain_digest(spec, disc)
         raw = json.loads((_folder(spec) / f"{digest}.json").read_text(encoding="utf-8"))
         shapes = Shapes(**raw)
         sizes = [int(s) for s in disc.sizes.values()]
@@ -160,25 +161,25 @@ def check_measure(*, epsilon: float, delta: float) -> None:
 
 
 def measure(
-    spec: ReleaseSpec, *, epsilon: float, delta: float | None = None, noise: NoiseSource
+    spec: ReleaseSpec, *, epsilon: float, delta: float | None = None, seed: int | None = None
 ) -> Shapes:
     """Charge (epsilon, delta) to ``spec``'s table in its ledger, then read the rows and
-    measure every 1-way marginal (see the module docstring); the result is stored for
-    later plans and returned. ``delta``: by default the spec's release delta.
+        measure every 1-way marginal (see the module docstring); the result is stored for
+        later plans and returned. ``delta``: by default the spec's release delta; ``seed``:
+    seeded noise, for tests only (:func:`~synthrelease.private.draft_dp.draft_noise`).
 
-    Everything that can fail without the rows is checked first (the arguments, the
-    noise, the domain, the source's header, the folder, the budget). Once the rows are
-    read the spend is never refunded, and a failure says one fixed sentence (exit 4, as
-    a run's): its reason goes to the ledger's private reason and the run's private
-    folder, and whatever the read logs or warns to that folder's log only."""
+        Everything that can fail without the rows is checked first (the arguments, the
+        noise, the domain, the source's header, the folder, the budget). Once the rows are
+        read the spend is never refunded, and a failure says one fixed sentence (exit 4, as
+        a run's): its reason goes to the ledger's private reason and the run's private
+        folder, and whatever the read logs or warns to that folder's log only."""
     delta = float(spec.privacy.delta) if delta is None else float(delta)
     check_measure(epsilon=float(epsilon), delta=delta)
-    if noise.mode != "secure" and os.environ.get(TEST_NOISE_ENV) != "1":
-        raise SpecError(f"seeded noise is NOT PRIVATE: tests only (needs {TEST_NOISE_ENV}=1)")
+    noise = draft_noise(seed)  # refuses a seed without the test switch
     disc = discretiser_for(spec)  # a domain the plan cannot discretise fails before a charge
-    digest = domain_digest(spec)
+    digest = domain_digest(spec, disc)
     rho = cdp_rho(epsilon=float(epsilon), delta=delta)
-    path = shapes_path(spec)
+    path = _folder(spec) / f"{digest}.json"
     run_id = f"plan-{uuid.uuid4()}"
     ledger = open_ledger(spec)
     failure: str | None = None

@@ -230,12 +230,13 @@ def plan_dp_draft(*, epsilon: float, delta: float, columns: int, count: bool) ->
 
 
 def draft_noise(seed: int | None) -> NoiseSource:
-
+    """The noise of a DP measurement the command line makes outside a run (``spec draft
+    --dp``, ``plan --measure``): secure, or seeded for tests only."""
     if seed is None:
         return NoiseSource.secure()
     if os.environ.get(TEST_NOISE_ENV) != "1":
         raise SpecError(
-            f"--seed makes the DP draft NOT PRIVATE: it is for tests only and "
+            f"--seed makes the DP measurement NOT PRIVATE: it is for tests only and "
             f"needs the environment variable {TEST_NOISE_ENV}=1"
         )
     return NoiseSource.seeded(seed)
